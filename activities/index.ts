@@ -1,0 +1,22 @@
+// createActivities(deps): every activity, with its dependencies injected (Temporal samples' pattern).
+import type { Profile } from '../config/profile.js';
+import { createNotifyActivities } from './notify.js';
+import { createPostgresActivities } from './postgres.js';
+import { createSiteActivities } from './sites.js';
+
+export interface ActivityDeps {
+  profile: Profile;
+  /** Where references (connection URLs, webhook URLs) are resolved. */
+  env: NodeJS.ProcessEnv;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  const webhookRef = deps.profile.notify.webhookUrl?.env;
+  return {
+    ...createSiteActivities(deps),
+    ...createPostgresActivities(deps),
+    ...createNotifyActivities({ webhookUrl: webhookRef ? deps.env[webhookRef] : undefined }),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

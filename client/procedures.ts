@@ -1,0 +1,22 @@
+// The procedures a person can start, with their workflow type, business ID and input schema.
+import type { z } from 'zod';
+import { connectionCleanupInput } from '../workflows/inputs.js';
+
+export interface ProcedureDef {
+  workflowType: string;
+  summary: string;
+  schema: z.ZodType;
+  /** Business ID: a second start of the same procedure for the same incident is refused, not doubled. */
+  workflowId: (input: { site: string; incidentId?: string }) => string;
+}
+
+const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, 'Z');
+
+export const PROCEDURES: Record<string, ProcedureDef> = {
+  'connection-cleanup': {
+    workflowType: 'connectionCleanupWorkflow',
+    summary: 'Database Connection Issues: count connections, terminate idle sessions after approval',
+    schema: connectionCleanupInput,
+    workflowId: (i) => `connection-cleanup-${i.site}-${i.incidentId ?? stamp()}`,
+  },
+};

@@ -1,0 +1,88 @@
+// Site profiles: the runbook's nouns (namespaces, deployments, databases, health URLs) as validated
+// data. Database connections are given by reference (an environment variable name), never inline.
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { z } from 'zod';
+
+const dnsName = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a Kubernetes name (lowercase letters, digits, dashes)');
+const durationText = z.string().regex(/^\d+(ms|s|m|h|d)$/, "must be a duration such as '15m' or '1h'");
+const envRef = z
+  .object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name such as MIMIR_PRIMARY_DATABASE_URL') })
+  .strict();
+
+export const siteSchema = z
+  .object({
+    kubernetes: z
+      .object({
+        context: z.string().min(1, 'must name a context in the kubeconfig'),
+        namespace: dnsName,
+        deployments: z.array(dnsName).min(1, 'must list the deployments to fence'),
+        ingress: dnsName.optional(),
+      })
+      .strict(),
+    database: z
+      .object({
+        name: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be a database name such as mimir_news'),
+        pod: dnsName.optional(),
+        url: envRef.describe('where the connection URL (with its password) is read from'),
+      })
+      .strict(),
+    healthUrl: z.url().optional(),
+  })
+  .strict();
+
+export const profileSchema = z
+  .object({
+    name: z.string().min(1),
+    sites: z.record(dnsName, siteSchema).refine((s) => Object.keys(s).length > 0, 'must define at least one site'),
+    approvals: z
+      .object({
+        approvers: z.array(z.string().min(1)).default([]),
+        escalateAfter: durationText.default('15m'),
+        deadline: durationText.default('1h'),
+      })
+      .strict()
+      .default({ approvers: [], escalateAfter: '15m', deadline: '1h' }),
+    notify: z.object({ webhookUrl: envRef.optional() }).strict().default({}),
+  })
+  .strict();
+
+export type Profile = z.infer<typeof profileSchema>;
+export type Site = z.infer<typeof siteSchema>;
+
+export class ProfileError extends Error {
+  override name = 'ProfileError';
+}
+
+/** Parses and validates a profile; the error names the file, each bad field and what it must be. */
+export function parseProfile(text: string, source = 'profile'): Profile {
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (e) {
+    throw new ProfileError(`${source}: not valid YAML: ${(e as Error).message}`);
+  }
+  const parsed = profileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(top level)'}: ${i.message}`);
+    throw new ProfileError(`${source} is not a valid site profile:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+export function loadProfile(path: string): Profile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ProfileError(`MIMIR_PROFILE: cannot read ${path}: ${(e as Error).message}`);
+  }
+  return parseProfile(text, path);
+}
+
+/** Every environment variable a profile refers to must be set; returns the problems, empty when none. */
+export function missingReferences(profile: Profile, env: NodeJS.ProcessEnv): string[] {
+  const refs: [string, string][] = Object.entries(profile.sites).map(([name, s]) => [`sites.${name}.database.url.env`, s.database.url.env]);
+  if (profile.notify.webhookUrl) refs.push(['notify.webhookUrl.env', profile.notify.webhookUrl.env]);
+  return refs.filter(([, v]) => !env[v]).map(([field, v]) => `${field}: environment variable ${v} is not set`);
+}

@@ -1,0 +1,118 @@
+// The sandbox: real local services for running and testing Mimir Recovery, brought up idempotently.
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { SandboxInstance } from './instance.js';
+import { kubeconfigPath, kubernetesDown, kubernetesUp } from './kubernetes.js';
+import { databaseUrl, DEFAULT_SCALE, postgresDown, postgresStatus, postgresUp, type SeedScale } from './postgres.js';
+import { livePid, spawnDaemon, stopPid, waitFor } from './process.js';
+import { temporalAddress, temporalCli, temporalDown, temporalStatus, temporalUiUrl, temporalUp } from './temporal.js';
+
+export { sandboxInstance } from './instance.js';
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const SANDBOX_PROFILE = join(REPO_ROOT, 'config', 'sandbox.yaml');
+
+/** What a user needs to reach the sandbox's services with their own tools. */
+export function sandboxEnv(inst: SandboxInstance): Record<string, string> {
+  return {
+    TEMPORAL_ADDRESS: temporalAddress(inst),
+    TEMPORAL_NAMESPACE: 'default',
+    TEMPORAL_UI_URL: temporalUiUrl(inst),
+    KUBECONFIG: kubeconfigPath(inst),
+    MIMIR_PRIMARY_DATABASE_URL: databaseUrl(inst, 'primary'),
+    MIMIR_DR_DATABASE_URL: databaseUrl(inst, 'dr'),
+    MIMIR_PROFILE: SANDBOX_PROFILE,
+    MIMIR_SANDBOX: inst.name,
+    PATH: `${dirname(temporalCli(inst))}:${process.env.PATH ?? ''}`,
+  };
+}
+
+export function exportLines(env: Record<string, string>): string {
+  const quote = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`;
+  return Object.entries(env)
+    .map(([k, v]) => `export ${k}=${k === 'PATH' ? `${quote(v.split(':')[0] ?? '')}:"$PATH"` : quote(v)}`)
+    .join('\n');
+}
+
+function workerPaths(inst: SandboxInstance) {
+  const dir = join(inst.stateDir, 'worker');
+  return { dir, log: join(dir, 'worker.log'), pid: join(dir, 'worker.pid') };
+}
+
+async function workerUp(inst: SandboxInstance): Promise<string> {
+  const p = workerPaths(inst);
+  mkdirSync(p.dir, { recursive: true });
+  const pid = livePid(p.pid, 'worker/main.ts');
+  if (pid !== undefined) return `running (pid ${pid})`;
+  const { buildWorkflowBundle } = await import('../worker/bundle.js');
+  const bundle = await buildWorkflowBundle({ ifStale: true });
+  const env = { ...process.env, ...sandboxEnv(inst), MIMIR_WORKFLOW_BUNDLE: bundle, MIMIR_METRICS_PORT: String(inst.ports.workerMetrics) };
+  const started = spawnDaemon(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'worker', 'main.ts')], {
+    logFile: p.log,
+    pidFile: p.pid,
+    env,
+    cwd: REPO_ROOT,
+  });
+  await waitFor(
+    'the worker to start polling',
+    async () => {
+      if (livePid(p.pid, 'worker/main.ts') === undefined) throw new Error(`the worker exited at start; see ${p.log}`);
+      const { readFileSync } = await import('node:fs');
+      return readFileSync(p.log, 'utf8').includes('"worker running"');
+    },
+    60_000,
+    p.log,
+  );
+  return `started (pid ${started}, log ${p.log})`;
+}
+
+async function workerDown(inst: SandboxInstance): Promise<boolean> {
+  const pid = livePid(workerPaths(inst).pid, 'worker/main.ts');
+  if (pid === undefined) return false;
+  await stopPid(pid, 30_000);
+  return true;
+}
+
+export interface UpOptions {
+  worker?: boolean;
+  scale?: SeedScale;
+  log?: (line: string) => void;
+}
+
+export async function sandboxUp(inst: SandboxInstance, opts: UpOptions = {}) {
+  const log = opts.log ?? (() => undefined);
+  mkdirSync(inst.stateDir, { recursive: true });
+  const temporal = await temporalUp(inst);
+  log(`temporal    ${temporal}: ${temporalAddress(inst)}, Web UI ${temporalUiUrl(inst)}`);
+  const pg = await postgresUp(inst, opts.scale ?? DEFAULT_SCALE);
+  log(`postgres    primary ${pg.primary} on 127.0.0.1:${inst.ports.pgPrimary}, dr standby ${pg.dr} on 127.0.0.1:${inst.ports.pgDr}`);
+  const k8s = await kubernetesUp(inst);
+  log(`kubernetes  ${k8s}`);
+  const worker = opts.worker ? await workerUp(inst) : undefined;
+  if (worker) log(`worker      ${worker}`);
+  const changed = [temporal, pg.primary, pg.dr].some((s) => s !== 'running') || (worker !== undefined && !worker.startsWith('running'));
+  return { changed };
+}
+
+export async function sandboxDown(inst: SandboxInstance, opts: { purge?: boolean } = {}) {
+  const stopped: string[] = [];
+  if (await workerDown(inst)) stopped.push('worker');
+  if (await kubernetesDown(inst)) stopped.push('kubernetes');
+  stopped.push(...(await postgresDown(inst)).map((r) => `postgres ${r}`));
+  if (await temporalDown(inst)) stopped.push('temporal');
+  if (opts.purge && existsSync(inst.stateDir)) rmSync(inst.stateDir, { recursive: true, force: true });
+  return stopped;
+}
+
+export async function sandboxStatus(inst: SandboxInstance) {
+  const pg = await postgresStatus(inst);
+  const worker = livePid(workerPaths(inst).pid, 'worker/main.ts');
+  return {
+    stateDir: inst.stateDir,
+    temporal: await temporalStatus(inst),
+    postgresPrimary: pg.primary,
+    postgresDr: pg.dr,
+    kubernetes: await kubernetesUp(inst),
+    worker: worker === undefined ? 'stopped' : `running (pid ${worker})`,
+  };
+}

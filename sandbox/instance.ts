@@ -1,0 +1,62 @@
+// Where a sandbox instance keeps its state and which ports it uses. Two instances exist: `dev`
+// (what `npm start` runs) and `test` (what `npm test` runs), so a test run never touches a user's sandbox.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export interface SandboxPorts {
+  temporal: number;
+  temporalUi: number;
+  temporalHttp: number;
+  temporalMetrics: number;
+  pgPrimary: number;
+  pgDr: number;
+  workerMetrics: number;
+}
+
+export interface SandboxInstance {
+  name: 'dev' | 'test';
+  /** All state of this instance: databases, WAL archive, Temporal's SQLite file, logs, pid files. */
+  stateDir: string;
+  /** Installed tools shared by all instances (Node 24, the Temporal CLI). */
+  cacheDir: string;
+  ports: SandboxPorts;
+}
+
+const PORTS: Record<SandboxInstance['name'], SandboxPorts> = {
+  dev: {
+    temporal: 7233,
+    temporalUi: 8233,
+    temporalHttp: 7243,
+    temporalMetrics: 7244,
+    pgPrimary: 55432,
+    pgDr: 55433,
+    workerMetrics: 9464,
+  },
+  test: {
+    temporal: 17233,
+    temporalUi: 18233,
+    temporalHttp: 17243,
+    temporalMetrics: 17244,
+    pgPrimary: 56432,
+    pgDr: 56433,
+    workerMetrics: 19464,
+  },
+};
+
+export function cacheDir(): string {
+  return process.env.MIMIR_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'mimir-recovery');
+}
+
+/** Root of all instances' state. As root it lives where the `postgres` user can reach it (not under /root). */
+export function stateRoot(): string {
+  if (process.env.MIMIR_STATE_DIR) return process.env.MIMIR_STATE_DIR;
+  if (process.getuid?.() === 0) return '/var/lib/mimir-recovery';
+  return join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'mimir-recovery');
+}
+
+export function sandboxInstance(name: string = process.env.MIMIR_SANDBOX ?? 'dev'): SandboxInstance {
+  if (name !== 'dev' && name !== 'test') {
+    throw new Error(`MIMIR_SANDBOX: unknown sandbox instance '${name}' (use 'dev' or 'test')`);
+  }
+  return { name, stateDir: join(stateRoot(), name), cacheDir: cacheDir(), ports: PORTS[name] };
+}

@@ -1,0 +1,2 @@
+// Every workflow of Mimir Recovery: the worker's single workflows entry.
+export { connectionCleanupWorkflow } from './remediation.js';

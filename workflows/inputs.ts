@@ -1,0 +1,12 @@
+// Input schemas of every procedure: the workflow validates with them before its first side effect,
+// and the CLI validates with the same schemas before it starts anything.
+import { z } from 'zod';
+import { duration, procedureInputBase } from './lib/validate.js';
+
+export const connectionCleanupInput = procedureInputBase
+  .extend({
+    idleFor: duration.default('1h'),
+    maxSessions: z.number().int().min(1).max(10_000).default(500),
+    dryRun: z.boolean().default(false),
+  })
+  .strict();

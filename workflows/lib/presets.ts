@@ -1,0 +1,62 @@
+// Named activity option presets. Every preset sets its timeouts, attempts and non-retryable error
+// types explicitly, so a reader of a workflow knows how each call behaves under failure.
+import type { ActivityOptions } from '@temporalio/workflow';
+
+/** Error class names (activities/errors.ts) that no retry can fix: bad input, unknown names, refused permissions. */
+export const NON_RETRYABLE_ERRORS = [
+  'InvalidInputError',
+  'UnknownSiteError',
+  'ConfigError',
+  'NotFoundError',
+  'PermissionDeniedError',
+  'SafetyCheckError',
+];
+
+/** A short call to the Kubernetes API server. */
+export const k8sCall: ActivityOptions = {
+  startToCloseTimeout: '30s',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '15s',
+    maximumAttempts: 8,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+  },
+};
+
+/** A short query or command against a database. */
+export const dbQuery: ActivityOptions = {
+  startToCloseTimeout: '30s',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '10s',
+    maximumAttempts: 6,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+  },
+};
+
+/** A long database operation (dump, restore, base backup): heartbeats, so a dead worker is noticed in a minute. */
+export const longDbOp: ActivityOptions = {
+  startToCloseTimeout: '12h',
+  heartbeatTimeout: '60s',
+  retry: {
+    initialInterval: '5s',
+    backoffCoefficient: 2,
+    maximumInterval: '2m',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+  },
+};
+
+/** A notification to people (webhook): retried for a while, never blocks a procedure for long. */
+export const notifyCall: ActivityOptions = {
+  startToCloseTimeout: '15s',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+  },
+};

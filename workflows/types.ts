@@ -1,0 +1,135 @@
+// Inputs, outputs, plans and journal entries of every procedure: plain data, shared with the client.
+
+export type Severity = 'SEV-1' | 'SEV-2' | 'SEV-3' | 'SEV-4';
+
+/** Fields every procedure input carries. */
+export interface ProcedureInputBase {
+  /** Site name from the worker's site profile (for example `primary` or `dr`). */
+  site: string;
+  /** Who asked for this run; may not approve its own gates. */
+  requestedBy: string;
+  incidentId?: string;
+  severity?: Severity;
+  /** Override the profile's approval timings (durations such as `15m`), for drills and tests. */
+  approval?: { escalateAfter?: string; deadline?: string };
+}
+
+export type StepOutcome =
+  'running' | 'succeeded' | 'failed' | 'skipped' | 'waiting' | 'approved' | 'rejected' | 'timed-out' | 'compensated';
+
+export interface JournalEntry {
+  /** Machine name of the step, for example `terminate-sessions` or `gate:terminate`. */
+  step: string;
+  title: string;
+  startedAt: string;
+  endedAt?: string;
+  outcome: StepOutcome;
+  /** `mimir-recovery` for automated steps, a person for decisions. */
+  actor: string;
+  details?: Record<string, unknown>;
+  error?: string;
+}
+
+export interface GateView {
+  name: string;
+  title: string;
+  /** What the approver is asked to approve (the plan). */
+  details: Record<string, unknown>;
+  approvers: string[];
+  required: number;
+  approvals: { by: string; comment?: string; at: string }[];
+  requestedBy: string;
+  openedAt: string;
+  escalateAt: string;
+  deadlineAt: string;
+  escalated: boolean;
+}
+
+export type ProcedurePhase = 'preflight' | 'running' | 'awaiting-approval' | 'compensating' | 'completed' | 'failed' | 'rejected';
+
+export interface ProcedureStatus {
+  procedure: string;
+  workflowId: string;
+  site: string;
+  incidentId?: string;
+  requestedBy: string;
+  phase: ProcedurePhase;
+  openGate?: GateView;
+  journal: JournalEntry[];
+}
+
+/** A non-secret view of a site from the worker's profile, returned by preflight. */
+export interface SiteView {
+  name: string;
+  kubernetes: { context: string; namespace: string; deployments: string[]; ingress?: string };
+  database: { name: string; pod?: string };
+  healthUrl?: string;
+  approvals: { approvers: string[]; escalateAfter: string; deadline: string };
+}
+
+export interface DecisionRequest {
+  /** The gate decided on; defaults to the gate that is open. */
+  gate?: string;
+  /** Identity of the person deciding. */
+  by: string;
+  comment?: string;
+}
+
+export interface DecisionResult {
+  gate: string;
+  decision: 'approve' | 'reject';
+  by: string;
+  /** Approvals still needed before the gate opens (0 once decided). */
+  remaining: number;
+}
+
+// --- Connection cleanup (the runbook's "Database Connection Issues") ---------------------------
+
+export interface ConnectionCleanupInput extends ProcedureInputBase {
+  /** Sessions idle longer than this are terminated (the runbook's `1 hour`). Default `1h`. */
+  idleFor?: string;
+  /** Refuse to terminate more sessions than this in one run. Default 500. */
+  maxSessions?: number;
+  /** Return the plan and change nothing. */
+  dryRun?: boolean;
+}
+
+export interface DatabaseCheck {
+  reachable: boolean;
+  serverVersion: string;
+  inRecovery: boolean;
+  latencyMs: number;
+}
+
+export interface ConnectionCounts {
+  byState: Record<string, number>;
+  total: number;
+  maxConnections: number;
+}
+
+export interface IdleSession {
+  pid: number;
+  user: string;
+  application: string;
+  clientAddr: string | null;
+  backendStart: string;
+  idleSince: string;
+  idleSeconds: number;
+}
+
+export interface TerminationResult {
+  terminated: number[];
+  skipped: { pid: number; reason: string }[];
+}
+
+export interface ConnectionCleanupResult {
+  outcome: 'completed' | 'nothing-to-do' | 'dry-run' | 'rejected';
+  site: string;
+  database: string;
+  before: ConnectionCounts;
+  after?: ConnectionCounts;
+  candidates: IdleSession[];
+  terminated: number[];
+  skipped: { pid: number; reason: string }[];
+  journal: JournalEntry[];
+}
