@@ -49,8 +49,8 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
   try {
     await running; // resolves after SIGTERM/SIGINT: in-flight activities get shutdownGraceTime
   } finally {
-    await connection.close();
     log.info('worker stopped');
+    await connection.close();
   }
 }
 

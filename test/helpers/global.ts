@@ -6,7 +6,10 @@ import { sandboxDown, sandboxEnv, sandboxInstance, sandboxUp } from '../../sandb
 export const testInstance = sandboxInstance('test');
 
 export async function mochaGlobalSetup() {
-  Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'ERROR' }) } } });
+  Runtime.install({
+    logger: new DefaultLogger('ERROR'),
+    telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'ERROR' }) } },
+  });
   if (!process.env.MIMIR_TEST_REUSE_SANDBOX) await sandboxDown(testInstance, { purge: true });
   const started = Date.now();
   await sandboxUp(testInstance, { log: (l) => console.log(`  sandbox: ${l}`) });

@@ -36,7 +36,9 @@ export async function backendPid(c: pg.Client): Promise<number> {
 export async function present(pids: number[]): Promise<number[]> {
   const [observer] = await openSessions(1, 'test-observer');
   try {
-    const { rows } = await observer!.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[]) ORDER BY pid', [pids]);
+    const { rows } = await observer!.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[]) ORDER BY pid', [
+      pids,
+    ]);
     return rows.map((r) => r.pid);
   } finally {
     await observer!.end();

@@ -15,7 +15,10 @@ const FIXTURES = fileURLToPath(new URL('../workflows/fixtures/index.ts', import.
 let bundle: Promise<WorkflowBundle> | undefined;
 /** The workflows and the test fixtures, bundled once per run. */
 export function testBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: FIXTURES, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error } });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: FIXTURES,
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error },
+  });
   return bundle;
 }
 
@@ -59,7 +62,11 @@ export async function testWorker(opts: { profile?: Profile; env?: NodeJS.Process
 }
 
 /** Polls the status query until `pred` holds. */
-export async function waitForStatus(handle: WorkflowHandle, pred: (s: ProcedureStatus) => boolean, timeoutMs = 30_000): Promise<ProcedureStatus> {
+export async function waitForStatus(
+  handle: WorkflowHandle,
+  pred: (s: ProcedureStatus) => boolean,
+  timeoutMs = 30_000,
+): Promise<ProcedureStatus> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const s = await handle.query(statusQuery).catch(() => undefined);

@@ -1,5 +1,6 @@
 // The first procedure, end to end against the real dev server and the real primary: the runbook's
 // "Database Connection Issues" with its approval gate.
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -71,9 +72,11 @@ describe('connection cleanup (Database Connection Issues)', () => {
 
       await handle.executeUpdate(approveUpdate, { args: [{ gate: 'terminate', by: 'bob', comment: 'leak confirmed' }] });
       const r = await handle.result();
-      if (process.env.MIMIR_RECORD_HISTORY) {
-        writeFileSync('test/replay/histories/connection-cleanup.json', JSON.stringify(await handle.fetchHistory(), null, 1));
-      }
+      const history = historyToJSON(await handle.fetchHistory());
+      const password = new URL(process.env.MIMIR_PRIMARY_DATABASE_URL!).password;
+      assert.ok(password.length > 8 && !history.includes(password), 'the database password never enters workflow history');
+      // Refresh the committed replay history with: MIMIR_RECORD_HISTORY=1 npm test
+      if (process.env.MIMIR_RECORD_HISTORY) writeFileSync('test/replay/histories/connection-cleanup.json', history);
       return r;
     });
 
@@ -116,7 +119,9 @@ describe('connection cleanup (Database Connection Issues)', () => {
         profile: sandboxProfile({ notify: { webhookUrl: { env: 'MIMIR_NOTIFY_WEBHOOK_URL' } } }),
         env: { MIMIR_NOTIFY_WEBHOOK_URL: receiver.url },
       });
-      const result = await w.run(async () => (await start(w, { idleFor: '2s', approval: { escalateAfter: '1s', deadline: '3s' } })).result());
+      const result = await w.run(async () =>
+        (await start(w, { idleFor: '2s', approval: { escalateAfter: '1s', deadline: '3s' } })).result(),
+      );
       assert.equal(result.outcome, 'rejected');
       const gate = result.journal.find((e) => e.step === 'gate:terminate')!;
       assert.equal(gate.outcome, 'timed-out');
@@ -135,7 +140,10 @@ describe('connection cleanup (Database Connection Issues)', () => {
     await w.run(async () => {
       const handle = await start(w, { idleFor: '2s' });
       await waitForStatus(handle, (s) => s.openGate?.name === 'terminate');
-      await assertRefused(handle.executeUpdate(approveUpdate, { args: [{ by: 'mallory' }] }), /'mallory' is not an approver of gate 'terminate' \(approvers: alice, bob, carol\)/);
+      await assertRefused(
+        handle.executeUpdate(approveUpdate, { args: [{ by: 'mallory' }] }),
+        /'mallory' is not an approver of gate 'terminate' \(approvers: alice, bob, carol\)/,
+      );
       await assertRefused(handle.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] }), /'alice' requested this procedure/);
       assert.equal((await present(idlePids)).length, 3);
       await handle.terminate('test done');

@@ -15,7 +15,10 @@ describe('procedure core', () => {
         args: [{ requestedBy: 'alice', approvers: ['bob', 'carol', 'alice'], required: 2, escalateAfter: '1h', deadline: '2h' }],
       });
       await waitForStatus(handle, (s) => s.openGate?.name === 'release');
-      await assertRefused(handle.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] }), /requested this procedure and may not approve it/);
+      await assertRefused(
+        handle.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] }),
+        /requested this procedure and may not approve it/,
+      );
       const first = await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', comment: 'evidence reviewed' }] });
       assert.deepEqual(first, { gate: 'release', decision: 'approve', by: 'bob', remaining: 1 });
       await assertRefused(handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] }), /has already approved/);
