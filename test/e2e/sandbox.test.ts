@@ -44,7 +44,7 @@ describe('sandbox', () => {
       `SELECT (SELECT count(*) FROM articles) AS articles, (SELECT count(*) FROM users WHERE last_login_at > now() - interval '24 hours') AS users,
               (SELECT count(*) FROM activity_log WHERE action = 'login' AND status = 'failed' AND created_at > now() - interval '1 hour') AS failed_logins`,
     );
-    assert.equal(counts!.articles, '20000');
+    assert.ok(Number(counts!.articles) >= 20000, 'the generated articles are there');
     assert.ok(Number(counts!.users) > 0 && Number(counts!.failed_logins) > 0, 'the runbook queries find rows');
     const [role] = await query<{ standby: boolean }>(dr, 'SELECT pg_is_in_recovery() AS standby');
     assert.equal(role!.standby, true);
