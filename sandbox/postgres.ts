@@ -173,17 +173,25 @@ export interface SeedScale {
 }
 export const DEFAULT_SCALE: SeedScale = { articles: 20_000, users: 2_000, activity: 50_000 };
 
-async function primaryUp(inst: SandboxInstance, secrets: PgSecrets, scale: SeedScale): Promise<string> {
-  const p = pgPaths(inst);
-  const node = p.primary;
-  if (existsSync(node.data) && !existsSync(node.ready)) {
-    // Half-initialised by a killed run: nothing in it is trusted, start over.
+/**
+ * Starts a node that was fully created before; wipes one a killed run left half-initialised (no
+ * ready marker: nothing in it is trusted). Returns undefined when the node must be created.
+ */
+async function reuse(node: { data: string; log: string; ready: string; port: number }): Promise<string | undefined> {
+  if (existsSync(node.ready)) return (await start(node)) ? 'started' : 'running';
+  if (existsSync(node.data)) {
     await asPostgres('pg_ctl', ['stop', '-D', node.data, '-m', 'immediate']).catch(() => undefined);
     rmSync(node.data, { recursive: true, force: true });
   }
-  if (existsSync(node.ready)) return (await start(node)) ? 'started' : 'running';
-
   pgDir(dirname(node.data));
+  return undefined;
+}
+
+async function primaryUp(inst: SandboxInstance, secrets: PgSecrets, scale: SeedScale): Promise<string> {
+  const p = pgPaths(inst);
+  const node = p.primary;
+  const existing = await reuse(node);
+  if (existing) return existing;
   await asPostgres('initdb', [
     '-D',
     node.data,
@@ -229,13 +237,8 @@ async function primaryUp(inst: SandboxInstance, secrets: PgSecrets, scale: SeedS
 async function drUp(inst: SandboxInstance, secrets: PgSecrets): Promise<string> {
   const p = pgPaths(inst);
   const node = p.dr;
-  if (existsSync(node.data) && !existsSync(node.ready)) {
-    await asPostgres('pg_ctl', ['stop', '-D', node.data, '-m', 'immediate']).catch(() => undefined);
-    rmSync(node.data, { recursive: true, force: true });
-  }
-  if (existsSync(node.ready)) return (await start(node)) ? 'started' : 'running';
-
-  pgDir(dirname(node.data));
+  const existing = await reuse(node);
+  if (existing) return existing;
   await psqlSuper(inst, 'primary', `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '${SLOT}';`);
   await asPostgres(
     'pg_basebackup',

@@ -3,18 +3,24 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { approveUpdate, rejectUpdate } from '../../workflows/messages.js';
 import type { gateProbeWorkflow, sagaProbeWorkflow } from './fixtures/index.js';
-import { assertRefused, testWorker, uniqueId, waitForStatus } from '../helpers/temporal.js';
+import { assertRefused, testWorker, uniqueId, waitForStatus, type TestWorker } from '../helpers/temporal.js';
+
+/** Starts the gate probe for requester alice and waits until its gate is open. */
+async function openProbeGate(w: TestWorker, approvers: string[], required: number) {
+  const handle = await w.client.workflow.start<typeof gateProbeWorkflow>('gateProbeWorkflow', {
+    taskQueue: w.taskQueue,
+    workflowId: uniqueId('gate-probe'),
+    args: [{ requestedBy: 'alice', approvers, required, escalateAfter: '1h', deadline: '2h' }],
+  });
+  await waitForStatus(handle, (s) => s.openGate?.name === 'release');
+  return handle;
+}
 
 describe('procedure core', () => {
   it('a two-approver gate needs two distinct approvers, neither the requester, and journals both', async () => {
     const w = await testWorker();
     await w.run(async () => {
-      const handle = await w.client.workflow.start<typeof gateProbeWorkflow>('gateProbeWorkflow', {
-        taskQueue: w.taskQueue,
-        workflowId: uniqueId('gate-probe'),
-        args: [{ requestedBy: 'alice', approvers: ['bob', 'carol', 'alice'], required: 2, escalateAfter: '1h', deadline: '2h' }],
-      });
-      await waitForStatus(handle, (s) => s.openGate?.name === 'release');
+      const handle = await openProbeGate(w, ['bob', 'carol', 'alice'], 2);
       await assertRefused(
         handle.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] }),
         /requested this procedure and may not approve it/,
@@ -38,12 +44,7 @@ describe('procedure core', () => {
   it('a gate that is not open refuses decisions, and the requester may still withdraw by rejecting', async () => {
     const w = await testWorker();
     await w.run(async () => {
-      const handle = await w.client.workflow.start<typeof gateProbeWorkflow>('gateProbeWorkflow', {
-        taskQueue: w.taskQueue,
-        workflowId: uniqueId('gate-probe'),
-        args: [{ requestedBy: 'alice', approvers: ['bob'], required: 1, escalateAfter: '1h', deadline: '2h' }],
-      });
-      await waitForStatus(handle, (s) => s.openGate !== undefined);
+      const handle = await openProbeGate(w, ['bob'], 1);
       const err = await handle.executeUpdate(approveUpdate, { args: [{ gate: 'restore', by: 'bob' }] }).catch((e: unknown) => e);
       assert.ok(err instanceof WorkflowUpdateFailedError);
       assert.match(String((err.cause as Error).message), /gate 'restore' is not open; the open gate is 'release'/);
