@@ -11,6 +11,10 @@ export interface SandboxPorts {
   pgPrimary: number;
   pgDr: number;
   workerMetrics: number;
+  kubeApiserver: number;
+  etcdClient: number;
+  etcdPeer: number;
+  kwokServer: number;
 }
 
 export interface SandboxInstance {
@@ -31,6 +35,10 @@ const PORTS: Record<SandboxInstance['name'], SandboxPorts> = {
     pgPrimary: 55432,
     pgDr: 55433,
     workerMetrics: 9464,
+    kubeApiserver: 6443,
+    etcdClient: 2379,
+    etcdPeer: 2380,
+    kwokServer: 10247,
   },
   test: {
     temporal: 17233,
@@ -40,6 +48,10 @@ const PORTS: Record<SandboxInstance['name'], SandboxPorts> = {
     pgPrimary: 56432,
     pgDr: 56433,
     workerMetrics: 19464,
+    kubeApiserver: 16443,
+    etcdClient: 12379,
+    etcdPeer: 12380,
+    kwokServer: 20247,
   },
 };
 
