@@ -30,3 +30,23 @@ export class NotifyError extends Error {
 export function redact(text: string): string {
   return text.replace(/(postgres(?:ql)?:\/\/[^:/@\s]+):[^@\s]*@/g, '$1:***@').replace(/(password=)\S+/gi, '$1***');
 }
+
+/** A Kubernetes object or namespace that does not exist (non-retryable: the name is wrong). */
+export class NotFoundError extends Error {
+  override name = 'NotFoundError';
+}
+
+/** The worker's identity may not do this (non-retryable: RBAC must change first). */
+export class PermissionDeniedError extends Error {
+  override name = 'PermissionDeniedError';
+}
+
+/** A transient API failure (conflict, throttling, server error, network): retried. */
+export class KubernetesApiError extends Error {
+  override name = 'KubernetesApiError';
+}
+
+/** A wait that did not converge in time (retryable: the activity's retry waits again). */
+export class NotReadyError extends Error {
+  override name = 'NotReadyError';
+}

@@ -1,12 +1,13 @@
 // createActivities(deps): every activity, with its dependencies injected (Temporal samples' pattern).
 import type { Profile } from '../config/profile.js';
+import { createKubernetesActivities } from './kubernetes.js';
 import { createNotifyActivities } from './notify.js';
 import { createPostgresActivities } from './postgres.js';
 import { createSiteActivities } from './sites.js';
 
 export interface ActivityDeps {
   profile: Profile;
-  /** Where references (connection URLs, webhook URLs) are resolved. */
+  /** Where references (connection URLs, webhook URLs, KUBECONFIG) are resolved. */
   env: NodeJS.ProcessEnv;
 }
 
@@ -15,6 +16,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSiteActivities(deps),
     ...createPostgresActivities(deps),
+    ...createKubernetesActivities({ kubeconfig: deps.env.KUBECONFIG }),
     ...createNotifyActivities({ webhookUrl: webhookRef ? deps.env[webhookRef] : undefined }),
   };
 }

@@ -44,6 +44,7 @@ case "$cmd" in
     node_modules/.bin/tsc --noEmit
     node_modules/.bin/eslint --max-warnings 0 .
     node_modules/.bin/prettier --check --log-level warn .
+    if [ $# -eq 0 ]; then set -- "test/**/*.test.ts"; fi
     exec node_modules/.bin/mocha "$@" ;;
   bench)
     name=${1:?usage: npm run bench -- <name>}

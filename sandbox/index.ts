@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SandboxInstance } from './instance.js';
-import { kubeconfigPath, kubernetesDown, kubernetesUp } from './kubernetes.js';
+import { apiserverUrl, KUBE_CONTEXT, kubeBinDir, kubeconfigPath, kubernetesDown, kubernetesStatus, kubernetesUp } from './kubernetes.js';
 import { databaseUrl, DEFAULT_SCALE, postgresDown, postgresStatus, postgresUp, type SeedScale } from './postgres.js';
 import { livePid, spawnDaemon, stopPid, waitFor } from './process.js';
 import { temporalAddress, temporalCli, temporalDown, temporalStatus, temporalUiUrl, temporalUp } from './temporal.js';
@@ -23,14 +23,21 @@ export function sandboxEnv(inst: SandboxInstance): Record<string, string> {
     MIMIR_DR_DATABASE_URL: databaseUrl(inst, 'dr'),
     MIMIR_PROFILE: SANDBOX_PROFILE,
     MIMIR_SANDBOX: inst.name,
-    PATH: `${dirname(temporalCli(inst))}:${process.env.PATH ?? ''}`,
+    PATH: `${dirname(temporalCli(inst))}:${kubeBinDir(inst)}:${process.env.PATH ?? ''}`,
   };
 }
+
+/** The directories the sandbox puts before the caller's PATH. */
+const ownPath = (path: string) =>
+  path
+    .slice(0, path.length - (process.env.PATH ?? '').length)
+    .split(':')
+    .filter(Boolean);
 
 export function exportLines(env: Record<string, string>): string {
   const quote = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`;
   return Object.entries(env)
-    .map(([k, v]) => `export ${k}=${k === 'PATH' ? `${quote(v.split(':')[0] ?? '')}:"$PATH"` : quote(v)}`)
+    .map(([k, v]) => `export ${k}=${k === 'PATH' ? `${ownPath(v).map(quote).join(':')}:"$PATH"` : quote(v)}`)
     .join('\n');
 }
 
@@ -87,10 +94,11 @@ export async function sandboxUp(inst: SandboxInstance, opts: UpOptions = {}) {
   const pg = await postgresUp(inst, opts.scale ?? DEFAULT_SCALE);
   log(`postgres    primary ${pg.primary} on 127.0.0.1:${inst.ports.pgPrimary}, dr standby ${pg.dr} on 127.0.0.1:${inst.ports.pgDr}`);
   const k8s = await kubernetesUp(inst);
-  log(`kubernetes  ${k8s}`);
+  log(`kubernetes  ${k8s}: ${apiserverUrl(inst)}, context ${KUBE_CONTEXT} in ${kubeconfigPath(inst)}`);
   const worker = opts.worker ? await workerUp(inst) : undefined;
   if (worker) log(`worker      ${worker}`);
-  const changed = [temporal, pg.primary, pg.dr].some((s) => s !== 'running') || (worker !== undefined && !worker.startsWith('running'));
+  const changed =
+    [temporal, pg.primary, pg.dr, k8s].some((s) => s !== 'running') || (worker !== undefined && !worker.startsWith('running'));
   return { changed };
 }
 
@@ -112,7 +120,7 @@ export async function sandboxStatus(inst: SandboxInstance) {
     temporal: await temporalStatus(inst),
     postgresPrimary: pg.primary,
     postgresDr: pg.dr,
-    kubernetes: await kubernetesUp(inst),
+    kubernetes: await kubernetesStatus(inst),
     worker: worker === undefined ? 'stopped' : `running (pid ${worker})`,
   };
 }

@@ -24,6 +24,7 @@ export async function run(
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
+    child.stdin.on('error', () => undefined); // EPIPE when the child exits before reading its input; its exit code tells
     child.on('close', (code, signal) => {
       if (code === 0) resolve(out);
       else reject(new Error(`${cmd} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${(err || out).trim().slice(-2000)}`));
