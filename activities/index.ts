@@ -2,6 +2,7 @@
 import type { Profile } from '../config/profile.js';
 import { createKubernetesActivities } from './kubernetes.js';
 import { createNotifyActivities } from './notify.js';
+import { createPgToolsActivities } from './pg-tools.js';
 import { createPostgresActivities } from './postgres.js';
 import { createSiteActivities } from './sites.js';
 
@@ -16,6 +17,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSiteActivities(deps),
     ...createPostgresActivities(deps),
+    ...createPgToolsActivities(deps),
     ...createKubernetesActivities({ kubeconfig: deps.env.KUBECONFIG }),
     ...createNotifyActivities({ webhookUrl: webhookRef ? deps.env[webhookRef] : undefined }),
   };

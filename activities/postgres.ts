@@ -137,6 +137,19 @@ export function createPostgresActivities(deps: SiteDeps) {
       });
     },
 
+    /** Ends every client session of the site's database but our own (writers are fenced first). */
+    async terminateClientSessions({ site }: { site: string }): Promise<{ terminated: number }> {
+      const database = siteOf(deps, site).database.name;
+      return withDatabase(deps, site, async (c) => {
+        const { rows } = await c.query<{ ok: boolean }>(
+          `SELECT pg_terminate_backend(pid, 5000) AS ok FROM pg_stat_activity
+            WHERE backend_type = 'client backend' AND datname = $1 AND pid <> pg_backend_pid() AND application_name <> $2`,
+          [database, APPLICATION_NAME],
+        );
+        return { terminated: rows.filter((r) => r.ok).length };
+      });
+    },
+
     /** Which of these pids still have a session. */
     async sessionsPresent({ site, pids }: { site: string; pids: number[] }): Promise<number[]> {
       if (pids.length === 0) return [];

@@ -53,6 +53,8 @@ export function buildCli(): Command {
     .addOption(new Option('--severity <sev>', 'incident severity').choices(['SEV-1', 'SEV-2', 'SEV-3', 'SEV-4']))
     .option('--idle-for <duration>', 'connection-cleanup: terminate sessions idle longer than this (default 1h)')
     .option('--max-sessions <n>', 'connection-cleanup: refuse to terminate more than n sessions', positiveInt('--max-sessions'))
+    .option('--backup <name>', 'database-recovery: the backup to restore')
+    .option('--jobs <n>', 'database-recovery: parallel pg_restore jobs', positiveInt('--jobs'))
     .option('--dry-run', 'return the plan and change nothing')
     .option('--input <json>', 'further input fields as a JSON object')
     .option('--json', 'print the result as JSON')
@@ -65,6 +67,8 @@ export function buildCli(): Command {
         ...(o.severity ? { severity: o.severity } : {}),
         ...(o.idleFor ? { idleFor: o.idleFor } : {}),
         ...(o.maxSessions ? { maxSessions: o.maxSessions } : {}),
+        ...(o.backup ? { source: { backup: o.backup } } : {}),
+        ...(o.jobs ? { jobs: o.jobs } : {}),
         ...(o.dryRun ? { dryRun: true } : {}),
       };
       const started = await withClient(String(o.as), (c) => startProcedure(c, procedure, input));

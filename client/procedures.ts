@@ -1,6 +1,6 @@
 // The procedures a person can start, with their workflow type, business ID and input schema.
 import type { z } from 'zod';
-import { connectionCleanupInput } from '../workflows/inputs.js';
+import { connectionCleanupInput, databaseRecoveryInput } from '../workflows/inputs.js';
 
 export interface ProcedureDef {
   workflowType: string;
@@ -18,5 +18,11 @@ export const PROCEDURES: Record<string, ProcedureDef> = {
     summary: 'Database Connection Issues: count connections, terminate idle sessions after approval',
     schema: connectionCleanupInput,
     workflowId: (i) => `connection-cleanup-${i.site}-${i.incidentId ?? stamp()}`,
+  },
+  'database-recovery': {
+    workflowType: 'databaseRecoveryWorkflow',
+    summary: 'Point-in-Time Recovery: fence writers, safety backup, restore, verify, unfence exactly as before',
+    schema: databaseRecoveryInput,
+    workflowId: (i) => `db-recovery-${i.site}-${i.incidentId ?? stamp()}`,
   },
 };

@@ -25,6 +25,11 @@ export const siteSchema = z
         name: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be a database name such as mimir_news'),
         pod: dnsName.optional(),
         url: envRef.describe('where the connection URL (with its password) is read from'),
+        backups: z
+          .object({ dir: z.union([z.string().regex(/^\//, 'must be an absolute path'), envRef]) })
+          .strict()
+          .optional()
+          .describe('where dumps (and safety backups) of this database are kept, on the worker host'),
       })
       .strict(),
     healthUrl: z.url().optional(),
@@ -82,7 +87,12 @@ export function loadProfile(path: string): Profile {
 
 /** Every environment variable a profile refers to must be set; returns the problems, empty when none. */
 export function missingReferences(profile: Profile, env: NodeJS.ProcessEnv): string[] {
-  const refs: [string, string][] = Object.entries(profile.sites).map(([name, s]) => [`sites.${name}.database.url.env`, s.database.url.env]);
+  const refs: [string, string][] = Object.entries(profile.sites).flatMap(([name, s]) => [
+    [`sites.${name}.database.url.env`, s.database.url.env] as [string, string],
+    ...(s.database.backups && typeof s.database.backups.dir === 'object'
+      ? [[`sites.${name}.database.backups.dir.env`, s.database.backups.dir.env] as [string, string]]
+      : []),
+  ]);
   if (profile.notify.webhookUrl) refs.push(['notify.webhookUrl.env', profile.notify.webhookUrl.env]);
   return refs.filter(([, v]) => !env[v]).map(([field, v]) => `${field}: environment variable ${v} is not set`);
 }

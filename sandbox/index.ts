@@ -21,6 +21,8 @@ export function sandboxEnv(inst: SandboxInstance): Record<string, string> {
     KUBECONFIG: kubeconfigPath(inst),
     MIMIR_PRIMARY_DATABASE_URL: databaseUrl(inst, 'primary'),
     MIMIR_DR_DATABASE_URL: databaseUrl(inst, 'dr'),
+    MIMIR_PRIMARY_BACKUP_DIR: join(inst.stateDir, 'backups', 'primary'),
+    MIMIR_DR_BACKUP_DIR: join(inst.stateDir, 'backups', 'dr'),
     MIMIR_PROFILE: SANDBOX_PROFILE,
     MIMIR_SANDBOX: inst.name,
     PATH: `${dirname(temporalCli(inst))}:${kubeBinDir(inst)}:${process.env.PATH ?? ''}`,

@@ -1,2 +1,3 @@
 // Every workflow of Mimir Recovery: the worker's single workflows entry.
 export { connectionCleanupWorkflow } from './remediation.js';
+export { databaseRecoveryWorkflow } from './database-recovery.js';

@@ -10,3 +10,14 @@ export const connectionCleanupInput = procedureInputBase
     dryRun: z.boolean().default(false),
   })
   .strict();
+
+export const databaseRecoveryInput = procedureInputBase
+  .extend({
+    source: z
+      .object({ backup: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, 'must name a backup (letters, digits, ".", "_", "-")') })
+      .strict(),
+    jobs: z.number().int().min(1).max(32).default(4),
+    dryRun: z.boolean().default(false),
+    onFailureDeadline: duration.default('30m'),
+  })
+  .strict();

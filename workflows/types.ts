@@ -133,3 +133,46 @@ export interface ConnectionCleanupResult {
   skipped: { pid: number; reason: string }[];
   journal: JournalEntry[];
 }
+
+// --- Database recovery (the runbook's "Point-in-Time Recovery") ----------------------------------
+
+export interface DatabaseRecoveryInput extends ProcedureInputBase {
+  /** What to restore: a backup (a dump taken earlier, by name). */
+  source: { backup: string };
+  /** Parallel jobs for pg_dump / pg_restore. Default 4. */
+  jobs?: number;
+  /** Return the plan and change nothing. */
+  dryRun?: boolean;
+  /** How long the `on-failure` gate waits before it rolls back. Default 30m. */
+  onFailureDeadline?: string;
+}
+
+export interface DatabaseRecoveryPlan {
+  site: string;
+  database: string;
+  backup: {
+    name: string;
+    createdAt: string;
+    lastCommitAt: string | null;
+    bytes: number;
+    items: number;
+    tables: Record<string, { rows: number }>;
+  };
+  databaseCheck: DatabaseCheck;
+  deployments: { name: string; replicas: number; hpa?: { minReplicas: number; maxReplicas: number } }[];
+  safetyBackup: string;
+}
+
+export interface DatabaseRecoveryReport {
+  outcome: 'completed' | 'dry-run' | 'rejected' | 'kept-fenced' | 'rolled-back';
+  plan: DatabaseRecoveryPlan;
+  restored?: { bytes: number; durationMs: number; mbPerSecond: number; attempt: number };
+  verification?: { ok: boolean; tables: number; articles: number | null; mismatches: unknown[] };
+  /** Fence to healthy, in seconds. */
+  rtoSeconds?: number;
+  /** Data written after the backup's last commit is not in the restored database: fence time minus that commit. */
+  rpoSeconds?: number;
+  approvals: { gate: string; by: string; comment?: string; at: string }[];
+  error?: string;
+  journal: JournalEntry[];
+}

@@ -72,6 +72,8 @@ describe('site profiles and worker configuration', () => {
       MIMIR_PROFILE: 'config/sandbox.yaml',
       MIMIR_PRIMARY_DATABASE_URL: 'x',
       MIMIR_DR_DATABASE_URL: 'x',
+      MIMIR_PRIMARY_BACKUP_DIR: '/tmp/b1',
+      MIMIR_DR_BACKUP_DIR: '/tmp/b2',
       TEMPORAL_ADDRESS: '127.0.0.1:7999',
       TEMPORAL_NAMESPACE: 'ops',
     });

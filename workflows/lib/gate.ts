@@ -18,6 +18,8 @@ export interface GateSpec {
   required?: number;
   escalateAfter: string;
   deadline: string;
+  /** What an unanswered gate decides at its deadline: reject (the default), or approve (a rollback gate). */
+  onDeadline?: 'approve' | 'reject';
 }
 
 export interface GateOutcome {
@@ -94,8 +96,13 @@ export class ApprovalGates {
       this.journal.close(entry, 'approved', { approvals }, by);
       return { approved: true, outcome: 'approved', approvals, comment: approvals.at(-1)?.comment };
     }
-    this.journal.close(entry, 'timed-out', { approvals, deadlineAt: view.deadlineAt, decision: 'rejected at deadline' });
-    return { approved: false, outcome: 'timed-out', approvals };
+    const approved = spec.onDeadline === 'approve';
+    this.journal.close(entry, 'timed-out', {
+      approvals,
+      deadlineAt: view.deadlineAt,
+      decision: `${approved ? 'approved' : 'rejected'} at deadline`,
+    });
+    return { approved, outcome: 'timed-out', approvals };
   }
 
   private validate(decision: 'approve' | 'reject', req: DecisionRequest): void {

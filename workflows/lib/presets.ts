@@ -60,3 +60,16 @@ export const notifyCall: ActivityOptions = {
     nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
   },
 };
+
+/** A Kubernetes change that waits for the cluster to converge (scale, fence, rollout): heartbeats while waiting. */
+export const k8sWait: ActivityOptions = {
+  startToCloseTimeout: '15m',
+  heartbeatTimeout: '60s',
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+  },
+};

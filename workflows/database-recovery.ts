@@ -1,0 +1,209 @@
+// The runbook's "Point-in-Time Recovery" as one durable procedure: preflight, approval, fence the
+// writers, safety backup, restore, verify, approval, unfence exactly as before, report. Every
+// destructive step registers its undo first; a failure after fencing stops at an `on-failure` gate
+// (roll back, or keep fenced for a person), which rolls back on its own at the deadline.
+import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import { databaseRecoveryInput } from './inputs.js';
+import { rootMessage } from './lib/journal.js';
+import { Procedure } from './lib/procedure.js';
+import { dbQuery, k8sCall, k8sWait, longDbOp } from './lib/presets.js';
+import { parseInput } from './lib/validate.js';
+import type { DatabaseRecoveryInput, DatabaseRecoveryPlan, DatabaseRecoveryReport } from './types.js';
+
+const db = proxyActivities<Activities>({ ...dbQuery, summary: 'Database' });
+const tools = proxyActivities<Activities>({ ...longDbOp, summary: 'pg_dump / pg_restore' });
+const k8s = proxyActivities<Activities>({ ...k8sCall, summary: 'Kubernetes' });
+const k8sLong = proxyActivities<Activities>({ ...k8sWait, summary: 'Kubernetes (waits for the cluster)' });
+
+const seconds = (from: Date, to: Date) => Math.round((to.getTime() - from.getTime()) / 100) / 10;
+
+export async function databaseRecoveryWorkflow(rawInput: DatabaseRecoveryInput): Promise<DatabaseRecoveryReport> {
+  const input = parseInput(databaseRecoveryInput, rawInput);
+  const proc = new Procedure('database-recovery', input);
+  const { journal, saga } = proc;
+  const approvals: DatabaseRecoveryReport['approvals'] = [];
+  const record = (gate: string, a: { by: string; comment?: string; at: string }[]) => a.forEach((x) => approvals.push({ gate, ...x }));
+
+  // 1. Preflight: nothing is changed before the plan is known to be sound.
+  const site = await proc.resolveSite();
+  const target = { context: site.kubernetes.context, namespace: site.kubernetes.namespace };
+  const plan: DatabaseRecoveryPlan = await journal.step(
+    'preflight',
+    `Preflight: backup '${input.source.backup}' readable, ${site.database.name} reachable, deployments present`,
+    async () => {
+      const backup = await tools.inspectBackup({ site: site.name, name: input.source.backup });
+      const databaseCheck = await db.checkDatabase({ site: site.name });
+      const deployments = await k8s.readReplicas({ target, deployments: site.kubernetes.deployments });
+      return {
+        site: site.name,
+        database: site.database.name,
+        backup: {
+          name: backup.name,
+          createdAt: backup.createdAt,
+          lastCommitAt: backup.lastCommitAt,
+          bytes: backup.bytes,
+          items: backup.items,
+          tables: Object.fromEntries(Object.entries(backup.tables).map(([t, s]) => [t, { rows: s.rows }])),
+        },
+        databaseCheck,
+        deployments: deployments.map((d) => ({
+          name: d.name,
+          replicas: d.fencedReplicas ?? d.replicas,
+          ...(d.hpa ? { hpa: { minReplicas: d.hpa.minReplicas, maxReplicas: d.hpa.maxReplicas } } : {}),
+        })),
+        safetyBackup: `safety-${workflowInfo().workflowId}`,
+      };
+    },
+    { details: (p) => ({ backup: p.backup.name, backupCreatedAt: p.backup.createdAt, deployments: p.deployments }) },
+  );
+  const report = (outcome: DatabaseRecoveryReport['outcome'], extra: Partial<DatabaseRecoveryReport> = {}): DatabaseRecoveryReport => {
+    proc.phase = outcome === 'completed' || outcome === 'dry-run' ? 'completed' : outcome === 'rejected' ? 'rejected' : 'failed';
+    return { outcome, plan, approvals, journal: journal.entries, ...extra };
+  };
+  if (input.dryRun) {
+    journal.note('dry-run', 'Dry run: the plan above, nothing changed', 'skipped');
+    return report('dry-run');
+  }
+
+  // 2. Approval of the plan.
+  proc.phase = 'running';
+  const go = await proc.approval(site, {
+    name: 'restore',
+    title: `Approve restoring ${site.database.name} on ${site.name} from '${plan.backup.name}' (writers fenced meanwhile)`,
+    details: { ...plan },
+  });
+  record('restore', go.approvals);
+  if (!go.approved) return report('rejected');
+
+  const fencedAt = new Date();
+  let restored: DatabaseRecoveryReport['restored'];
+  let verification: DatabaseRecoveryReport['verification'];
+  try {
+    // 3. Fence the writers; their replicas are recorded (plan, and annotations) before any scale-down.
+    saga.add('fence', 'Unfence the deployments to their recorded replicas', () =>
+      k8sLong.unfence({ target, deployments: plan.deployments.map((d) => ({ name: d.name, replicas: d.replicas })) }),
+    );
+    await journal.step(
+      'fence',
+      `Fence writers: ${site.kubernetes.deployments.join(', ')} to 0`,
+      () => k8sLong.fence({ target, deployments: site.kubernetes.deployments, by: workflowInfo().workflowId }),
+      { details: (r) => ({ recorded: r }) },
+    );
+    await journal.step('end-sessions', 'End the remaining client sessions', () => db.terminateClientSessions({ site: site.name }), {
+      details: (r) => ({ ...r }),
+    });
+
+    // 4. Safety backup of the current state, named after this workflow: a retry reuses it.
+    const safety = await journal.step(
+      'safety-backup',
+      `Safety backup '${plan.safetyBackup}' of the current state`,
+      () => tools.dumpDatabase({ site: site.name, name: plan.safetyBackup, jobs: input.jobs }),
+      { details: (m) => ({ name: m.name, bytes: m.bytes, sha256: m.files.map((f) => `${f.file}:${f.sha256}`) }) },
+    );
+    saga.add('restore', `Restore the safety backup '${safety.name}'`, () =>
+      tools.restoreDump({ site: site.name, name: safety.name, jobs: input.jobs }),
+    );
+
+    // 5. Restore.
+    restored = await journal.step(
+      'restore',
+      `Restore '${plan.backup.name}' (pg_restore -j ${input.jobs})`,
+      () => tools.restoreDump({ site: site.name, name: plan.backup.name, jobs: input.jobs }),
+      { details: (r) => ({ ...r }) },
+    );
+
+    // 6. Verify against what the backup recorded.
+    verification = await journal.step(
+      'verify',
+      'Verify per-table row counts and checksums against the backup',
+      async () => {
+        const v = await tools.verifyTables({
+          site: site.name,
+          expected: (await tools.inspectBackup({ site: site.name, name: plan.backup.name })).tables,
+        });
+        if (!v.ok) {
+          throw ApplicationFailure.create({
+            type: 'VerificationError',
+            nonRetryable: true,
+            message: `restored data differs from the backup: ${JSON.stringify(v.mismatches)}`,
+          });
+        }
+        return v;
+      },
+      { details: (v) => ({ ...v }) },
+    );
+  } catch (err) {
+    return await onFailure(err);
+  }
+
+  // 7. Approval to let traffic back.
+  const resume = await proc.approval(site, {
+    name: 'resume-traffic',
+    title: `Approve resuming traffic on ${site.name} (verification: ${verification.tables} tables match, ${verification.articles} articles)`,
+    details: { verification, restored },
+  });
+  record('resume-traffic', resume.approvals);
+  if (!resume.approved) {
+    journal.note('kept-fenced', 'Traffic not resumed: the site stays fenced for a person to decide', 'skipped', { pending: saga.pending });
+    return report('kept-fenced', { restored, verification });
+  }
+
+  // 8. Unfence to exactly the recorded replicas, then check health.
+  try {
+    await journal.step(
+      'unfence',
+      'Unfence to the recorded replicas and wait until ready',
+      () => k8sLong.unfence({ target, deployments: plan.deployments.map((d) => ({ name: d.name, replicas: d.replicas })) }),
+      { details: (r) => ({ restored: r }) },
+    );
+    await journal.step('health', `Check ${site.database.name} answers`, () => db.checkDatabase({ site: site.name }), {
+      details: (c) => ({ ...c }),
+    });
+  } catch (err) {
+    return await onFailure(err);
+  }
+  saga.clear();
+  const healthyAt = new Date();
+  const lastCommit = plan.backup.lastCommitAt ? new Date(plan.backup.lastCommitAt) : undefined;
+  return report('completed', {
+    restored,
+    verification,
+    rtoSeconds: seconds(fencedAt, healthyAt),
+    ...(lastCommit ? { rpoSeconds: Math.max(seconds(lastCommit, fencedAt), 0) } : {}),
+  });
+
+  /** After fencing: a person chooses rollback or keep-fenced; no answer by the deadline rolls back. */
+  async function onFailure(err: unknown): Promise<DatabaseRecoveryReport> {
+    const error = rootMessage(err);
+    if (isCancellation(err)) {
+      await saga.compensate();
+      throw err;
+    }
+    const choice = await CancellationScope.nonCancellable(() =>
+      proc.approval(site, {
+        name: 'on-failure',
+        title: `Recovery failed (${error}). Approve to roll back (restore the safety backup, unfence); reject to keep the site fenced`,
+        details: { error, compensations: saga.pending },
+        deadline: input.onFailureDeadline,
+        escalateAfter: input.onFailureDeadline,
+        onDeadline: 'approve',
+      }),
+    );
+    record('on-failure', choice.approvals);
+    if (!choice.approved) {
+      journal.note('kept-fenced', 'Kept fenced after the failure, for a person to resume', 'skipped', { error, pending: saga.pending });
+      return report('kept-fenced', { restored, verification, error });
+    }
+    proc.phase = 'compensating';
+    const failed = await saga.compensate();
+    if (failed.length > 0) {
+      throw ApplicationFailure.create({
+        type: 'CompensationError',
+        nonRetryable: true,
+        message: `rollback incomplete (${failed.join(', ')} failed) after: ${error}`,
+      });
+    }
+    return report('rolled-back', { restored, verification, error });
+  }
+}
