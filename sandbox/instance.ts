@@ -1,5 +1,6 @@
-// Where a sandbox instance keeps its state and which ports it uses. Two instances exist: `dev`
-// (what `npm start` runs) and `test` (what `npm test` runs), so a test run never touches a user's sandbox.
+// Where a sandbox instance keeps its state and which ports it uses. Three instances exist: `dev`
+// (what `npm start` runs), `test` (what `npm test` runs) and `bench` (what `npm run bench` runs), so
+// neither a test run nor a benchmark ever touches a user's sandbox.
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -18,7 +19,7 @@ export interface SandboxPorts {
 }
 
 export interface SandboxInstance {
-  name: 'dev' | 'test';
+  name: 'dev' | 'test' | 'bench';
   /** All state of this instance: databases, WAL archive, Temporal's SQLite file, logs, pid files. */
   stateDir: string;
   /** Installed tools shared by all instances (Node 24, the Temporal CLI). */
@@ -53,6 +54,19 @@ const PORTS: Record<SandboxInstance['name'], SandboxPorts> = {
     etcdPeer: 12380,
     kwokServer: 20247,
   },
+  bench: {
+    temporal: 27233,
+    temporalUi: 28233,
+    temporalHttp: 27243,
+    temporalMetrics: 27244,
+    pgPrimary: 57432,
+    pgDr: 57433,
+    workerMetrics: 29464,
+    kubeApiserver: 26443,
+    etcdClient: 22379,
+    etcdPeer: 22380,
+    kwokServer: 30247,
+  },
 };
 
 export function cacheDir(): string {
@@ -67,8 +81,8 @@ export function stateRoot(): string {
 }
 
 export function sandboxInstance(name: string = process.env.MIMIR_SANDBOX ?? 'dev'): SandboxInstance {
-  if (name !== 'dev' && name !== 'test') {
-    throw new Error(`MIMIR_SANDBOX: unknown sandbox instance '${name}' (use 'dev' or 'test')`);
+  if (name !== 'dev' && name !== 'test' && name !== 'bench') {
+    throw new Error(`MIMIR_SANDBOX: unknown sandbox instance '${name}' (use 'dev', 'test' or 'bench')`);
   }
   return { name, stateDir: join(stateRoot(), name), cacheDir: cacheDir(), ports: PORTS[name] };
 }
