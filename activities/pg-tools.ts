@@ -46,6 +46,9 @@ export interface BackupManifest {
   files: { file: string; bytes: number; sha256: string }[];
 }
 
+/** pg_restore's sessions carry this name, so a later attempt can end those of a dead one. */
+const RESTORE_APPLICATION = 'mimir-recovery-restore';
+
 const BACKUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 
 function activityContext(): Context | undefined {
@@ -83,24 +86,31 @@ async function runTool(name: string, args: string[], env: Record<string, string>
     env,
     extendEnv: true,
     cancelSignal: activityContext()?.cancellationSignal,
-    gracefulCancel: false,
     stdin: 'ignore',
     maxBuffer: 64 * 1024 * 1024,
   });
+  // A heartbeat every few seconds while the tool runs, whatever it prints: a dead worker is noticed
+  // within the heartbeat timeout, a live one never is mistaken for dead during a long index build.
+  const ctx = activityContext();
+  let lastLine = '';
+  const ticker = ctx ? setInterval(() => ctx.heartbeat({ tool: name, running: true, lastLine }), 5000) : undefined;
   if (onLine) {
     let pending = '';
     child.stderr?.on('data', (d: Buffer) => {
       const lines = (pending + d.toString()).split('\n');
       pending = lines.pop() ?? '';
       lines.forEach(onLine);
+      lastLine = lines.at(-1) ?? lastLine;
     });
   }
   try {
     return (await child).stdout;
   } catch (e) {
-    if (e instanceof ExecaError && e.isCanceled) throw activityContext()?.cancellationSignal.reason ?? e;
+    if (e instanceof ExecaError && e.isCanceled) throw ctx?.cancellationSignal.reason ?? e;
     const err = e as ExecaError;
     throw new CommandFailedError(name, err.exitCode, String(err.stderr ?? '').slice(-2000), Date.now() - started);
+  } finally {
+    clearInterval(ticker);
   }
 }
 
@@ -241,6 +251,12 @@ export function createPgToolsActivities(deps: SiteDeps) {
       const dir = join(backupDirOf(deps, site), name);
       if (!existsSync(manifestPath(site, name))) throw new NotFoundError(`backup '${name}' does not exist for site ${site}`);
       const total = (await runTool('pg_restore', ['--list', dir], {})).split('\n').filter((l) => /^\d+;/.test(l)).length;
+      // A restore left running by a worker that died (its pg_restore orphaned) must not race this one.
+      await withDatabase(deps, site, (c) =>
+        c.query(`SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()`, [
+          RESTORE_APPLICATION,
+        ]),
+      );
       const started = Date.now();
       let done = 0;
       const attempt = activityContext()?.info.attempt ?? 1;
@@ -259,7 +275,7 @@ export function createPgToolsActivities(deps: SiteDeps) {
           siteOf(deps, site).database.name,
           dir,
         ],
-        pgEnv(databaseUrlOf(deps, site)),
+        { ...pgEnv(databaseUrlOf(deps, site)), PGAPPNAME: RESTORE_APPLICATION },
         (line) => {
           if (/processing item|finished item/.test(line)) done++;
           activityContext()?.heartbeat({ step: 'restore', itemsDone: Math.min(done, total), itemsTotal: total, attempt });

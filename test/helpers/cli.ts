@@ -27,11 +27,17 @@ export interface WorkerProcess {
   child: ChildProcess;
   output: () => string;
   exited: Promise<number | null>;
+  /** SIGKILL to the worker and every process it started, as when its container or VM dies. */
+  killHard: () => Promise<void>;
 }
 
 /** Starts worker/main.ts as its own process and waits until it polls. */
 export async function startWorkerProcess(env: NodeJS.ProcessEnv): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', `${ROOT}worker/main.ts`], { env: { ...process.env, ...env }, cwd: ROOT });
+  const child = spawn(process.execPath, ['--import', 'tsx', `${ROOT}worker/main.ts`], {
+    env: { ...process.env, ...env },
+    cwd: ROOT,
+    detached: true, // its own process group, so killHard takes its children (pg_restore) with it
+  });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -42,5 +48,13 @@ export async function startWorkerProcess(env: NodeJS.ProcessEnv): Promise<Worker
     if (Date.now() > until) throw new Error(`worker did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { child, output: () => out, exited };
+  const killHard = async () => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+    await exited;
+  };
+  return { child, output: () => out, exited, killHard };
 }

@@ -36,10 +36,10 @@ export const dbQuery: ActivityOptions = {
   },
 };
 
-/** A long database operation (dump, restore, base backup): heartbeats, so a dead worker is noticed in a minute. */
+/** A long database operation (dump, restore, base backup): heartbeats every 5 s, so a dead worker is noticed in 20 s. */
 export const longDbOp: ActivityOptions = {
   startToCloseTimeout: '12h',
-  heartbeatTimeout: '60s',
+  heartbeatTimeout: '20s',
   retry: {
     initialInterval: '5s',
     backoffCoefficient: 2,
