@@ -3,6 +3,7 @@ import type { Profile } from '../config/profile.js';
 import { createKubernetesActivities } from './kubernetes.js';
 import { createNotifyActivities } from './notify.js';
 import { createPgToolsActivities } from './pg-tools.js';
+import { createPitrActivities } from './pitr.js';
 import { createPostgresActivities } from './postgres.js';
 import { createSiteActivities } from './sites.js';
 
@@ -18,6 +19,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSiteActivities(deps),
     ...createPostgresActivities(deps),
     ...createPgToolsActivities(deps),
+    ...createPitrActivities(deps),
     ...createKubernetesActivities({ kubeconfig: deps.env.KUBECONFIG }),
     ...createNotifyActivities({ webhookUrl: webhookRef ? deps.env[webhookRef] : undefined }),
   };

@@ -51,7 +51,7 @@ const RESTORE_APPLICATION = 'mimir-recovery-restore';
 
 const BACKUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 
-function activityContext(): Context | undefined {
+export function activityContext(): Context | undefined {
   try {
     return Context.current();
   } catch {
@@ -60,7 +60,7 @@ function activityContext(): Context | undefined {
 }
 
 /** libpq environment for a connection URL: the password never appears in a command line. */
-function pgEnv(url: string): Record<string, string> {
+export function pgEnv(url: string): Record<string, string> {
   const u = new URL(url);
   return {
     PGHOST: u.hostname,
@@ -80,7 +80,7 @@ async function tool(name: string): Promise<string> {
 }
 
 /** Runs a PostgreSQL tool; each stderr line goes to `onLine`; cancelled with the activity. */
-async function runTool(name: string, args: string[], env: Record<string, string>, onLine?: (line: string) => void): Promise<string> {
+export async function runTool(name: string, args: string[], env: Record<string, string>, onLine?: (line: string) => void): Promise<string> {
   const started = Date.now();
   const child = execa(await tool(name), args, {
     env,

@@ -4,7 +4,7 @@ import { userInfo } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { connect, decide, list, startProcedure, status, UsageError, type MimirClient } from './client.js';
 import { PROCEDURES } from './procedures.js';
-import { renderStatus } from './render.js';
+import { renderReport, renderStatus } from './render.js';
 
 const defaultActor = () => process.env.MIMIR_ACTOR ?? userInfo().username;
 
@@ -99,6 +99,15 @@ export function buildCli(): Command {
     .action(async (workflowId: string, o: { json?: boolean }) => {
       const v = await withClient(defaultActor(), (c) => status(c, workflowId));
       console.log(o.json ? JSON.stringify(v, null, 2) : renderStatus(v));
+    });
+
+  program
+    .command('report')
+    .description("render a procedure's incident report (the runbook's template: timeline, approvals, RTO/RPO, action items)")
+    .argument('<workflow-id>')
+    .action(async (workflowId: string) => {
+      const v = await withClient(defaultActor(), (c) => status(c, workflowId));
+      console.log(renderReport(v));
     });
 
   program

@@ -1,5 +1,5 @@
 // Text rendering of a procedure's status: the journal as a timeline, the open gate, the outcome.
-import type { JournalEntry } from '../workflows/types.js';
+import type { DatabaseRecoveryReport, JournalEntry } from '../workflows/types.js';
 import type { StatusView } from './client.js';
 
 const time = (iso?: string) => (iso ? iso.slice(11, 19) : '        ');
@@ -42,4 +42,70 @@ export function renderStatus(v: StatusView): string {
     out.push('', `Result: ${JSON.stringify(rest, null, 2)}`);
   }
   return out.join('\n');
+}
+
+/** The runbook's incident report template, filled from a procedure's journal and result. */
+export function renderReport(v: StatusView): string {
+  const s = v.status;
+  const r = (v.result ?? {}) as Partial<DatabaseRecoveryReport> & { outcome?: string };
+  const first = s.journal[0]?.startedAt;
+  const last = [...s.journal].reverse().find((e) => e.endedAt)?.endedAt ?? first;
+  const secs = first && last ? Math.round((Date.parse(last) - Date.parse(first)) / 1000) : 0;
+  const approvals = s.journal.filter((e) => e.step.startsWith('gate:') && e.outcome !== 'waiting');
+  const failed = s.journal.filter((e) => e.outcome === 'failed');
+  const lines = [
+    `# Incident Report: ${s.procedure} on ${s.site}${s.incidentId ? ` (${s.incidentId})` : ''}`,
+    '',
+    '## Summary',
+    `- **Date**: ${first?.slice(0, 10) ?? 'unknown'}`,
+    `- **Duration**: ${Math.floor(secs / 60)} minutes ${secs % 60} seconds`,
+    `- **Outcome**: ${r.outcome ?? v.execution.toLowerCase()}${v.failure ? ` (${v.failure})` : ''}`,
+    `- **Requested by**: ${s.requestedBy}; workflow \`${s.workflowId}\``,
+    '',
+    '## Timeline (UTC)',
+    ...s.journal.map(
+      (e) =>
+        `- **${e.startedAt.slice(11, 19)}** - ${e.title}: ${e.outcome}${e.actor !== 'mimir-recovery' ? ` (${e.actor})` : ''}${e.error ? ` — ${e.error}` : ''}`,
+    ),
+    '',
+    '## Approvals',
+    ...(approvals.length
+      ? approvals.map((e) => `- ${e.step.slice(5)}: ${e.outcome} by ${e.actor} at ${e.endedAt?.slice(11, 19) ?? '?'}`)
+      : ['- none']),
+  ];
+  if (r.plan) {
+    const source = r.plan.pointInTime
+      ? `point in time ${r.plan.pointInTime.targetTime} (base backup ${r.plan.pointInTime.baseBackup.name}, ${r.plan.pointInTime.walFiles} WAL segments, ${(r.plan.pointInTime.walBytes / 1e6).toFixed(0)} MB)`
+      : `backup ${r.plan.backup?.name} taken ${r.plan.backup?.createdAt}`;
+    lines.push(
+      '',
+      '## Resolution',
+      `Database ${r.plan.database} on ${r.plan.site} restored from ${source}; writers fenced (${r.plan.deployments.map((d) => `${d.name}×${d.replicas}`).join(', ')}) and restored to the same replicas; safety backup \`${r.plan.safetyBackup}\` kept.`,
+      '',
+      '## Recovery objectives',
+      `- **RTO** (fence to healthy): ${r.rtoSeconds ?? '—'} s`,
+      `- **RPO** (data not recovered): ${r.rpoSeconds ?? '—'} s`,
+      ...(r.restored
+        ? [
+            `- **Restore**: ${(r.restored.durationMs / 1000).toFixed(1)} s${r.restored.bytes ? `, ${(r.restored.bytes / 1e6).toFixed(1)} MB at ${r.restored.mbPerSecond?.toFixed(1)} MB/s` : ''}`,
+          ]
+        : []),
+      ...(r.verification
+        ? [
+            `- **Verification**: ${r.verification.ok ? 'passed' : 'FAILED'} (${r.verification.tables} tables, ${r.verification.articles} articles)`,
+          ]
+        : []),
+    );
+  }
+  lines.push(
+    '',
+    '## Root Cause',
+    '[to be written by the incident lead]',
+    '',
+    '## Action Items',
+    ...(failed.length
+      ? failed.map((e, i) => `${i + 1}. [ ] Investigate failed step "${e.title}": ${e.error ?? ''} - [Owner] - [Deadline]`)
+      : ['1. [ ] [Action description] - [Owner] - [Deadline]']),
+  );
+  return lines.join('\n');
 }

@@ -10,6 +10,9 @@ const envRef = z
   .object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name such as MIMIR_PRIMARY_DATABASE_URL') })
   .strict();
 
+/** A path on the worker host: absolute, or read from an environment variable. */
+const pathRef = z.union([z.string().regex(/^\//, 'must be an absolute path'), envRef]);
+
 export const siteSchema = z
   .object({
     kubernetes: z
@@ -26,10 +29,19 @@ export const siteSchema = z
         pod: dnsName.optional(),
         url: envRef.describe('where the connection URL (with its password) is read from'),
         backups: z
-          .object({ dir: z.union([z.string().regex(/^\//, 'must be an absolute path'), envRef]) })
+          .object({ dir: pathRef })
           .strict()
           .optional()
           .describe('where dumps (and safety backups) of this database are kept, on the worker host'),
+        server: z
+          .object({
+            dataDir: pathRef,
+            walArchive: pathRef,
+            replicationUrl: envRef.describe('a connection URL of a role with REPLICATION, for pg_basebackup'),
+          })
+          .strict()
+          .optional()
+          .describe('the server as the worker host sees it: for base backups and point-in-time recovery'),
       })
       .strict(),
     healthUrl: z.url().optional(),
@@ -92,6 +104,9 @@ export function missingReferences(profile: Profile, env: NodeJS.ProcessEnv): str
     ...(s.database.backups && typeof s.database.backups.dir === 'object'
       ? [[`sites.${name}.database.backups.dir.env`, s.database.backups.dir.env] as [string, string]]
       : []),
+    ...Object.entries(s.database.server ?? {}).flatMap(([k, v]) =>
+      typeof v === 'object' ? [[`sites.${name}.database.server.${k}.env`, v.env] as [string, string]] : [],
+    ),
   ]);
   if (profile.notify.webhookUrl) refs.push(['notify.webhookUrl.env', profile.notify.webhookUrl.env]);
   return refs.filter(([, v]) => !env[v]).map(([field, v]) => `${field}: environment variable ${v} is not set`);

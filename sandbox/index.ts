@@ -4,7 +4,16 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SandboxInstance } from './instance.js';
 import { apiserverUrl, KUBE_CONTEXT, kubeBinDir, kubeconfigPath, kubernetesDown, kubernetesStatus, kubernetesUp } from './kubernetes.js';
-import { databaseUrl, DEFAULT_SCALE, postgresDown, postgresStatus, postgresUp, type SeedScale } from './postgres.js';
+import {
+  databaseUrl,
+  DEFAULT_SCALE,
+  pgPaths,
+  postgresDown,
+  postgresStatus,
+  postgresUp,
+  replicationUrl,
+  type SeedScale,
+} from './postgres.js';
 import { livePid, spawnDaemon, stopPid, waitFor } from './process.js';
 import { temporalAddress, temporalCli, temporalDown, temporalStatus, temporalUiUrl, temporalUp } from './temporal.js';
 
@@ -23,6 +32,9 @@ export function sandboxEnv(inst: SandboxInstance): Record<string, string> {
     MIMIR_DR_DATABASE_URL: databaseUrl(inst, 'dr'),
     MIMIR_PRIMARY_BACKUP_DIR: join(inst.stateDir, 'backups', 'primary'),
     MIMIR_DR_BACKUP_DIR: join(inst.stateDir, 'backups', 'dr'),
+    MIMIR_PRIMARY_DATA_DIR: pgPaths(inst).primary.data,
+    MIMIR_WAL_ARCHIVE_DIR: pgPaths(inst).archive,
+    MIMIR_PRIMARY_REPLICATION_URL: replicationUrl(inst),
     MIMIR_PROFILE: SANDBOX_PROFILE,
     MIMIR_SANDBOX: inst.name,
     PATH: `${dirname(temporalCli(inst))}:${kubeBinDir(inst)}:${process.env.PATH ?? ''}`,

@@ -95,6 +95,12 @@ export function databaseUrl(inst: SandboxInstance, role: PgRole, secrets = loadS
   return `postgresql://${APP_USER}${pw}@127.0.0.1:${port}/${DATABASE}`;
 }
 
+/** A URL of the replication role (pg_basebackup), for point-in-time recovery. */
+export function replicationUrl(inst: SandboxInstance, secrets = loadSecrets(inst)): string {
+  const pw = secrets ? `:${encodeURIComponent(secrets.replicationPassword)}` : '';
+  return `postgresql://${REPLICATION_USER}${pw}@127.0.0.1:${pgPaths(inst).primary.port}/postgres`;
+}
+
 async function running(data: string): Promise<boolean> {
   if (!existsSync(join(data, 'PG_VERSION'))) return false;
   try {
@@ -120,24 +126,15 @@ async function start(node: { data: string; log: string; port: number }) {
   return true;
 }
 
-export async function psqlSuper(inst: SandboxInstance, role: PgRole, sql: string, vars: Record<string, string> = {}) {
+export async function psqlSuper(
+  inst: SandboxInstance,
+  role: PgRole,
+  sql: string,
+  vars: Record<string, string> = {},
+  database = 'postgres',
+) {
   const p = pgPaths(inst);
-  const args = [
-    '-X',
-    '-q',
-    '-A',
-    '-t',
-    '-h',
-    p.run,
-    '-p',
-    String(p[role].port),
-    '-U',
-    'postgres',
-    '-d',
-    'postgres',
-    '-v',
-    'ON_ERROR_STOP=1',
-  ];
+  const args = ['-X', '-q', '-A', '-t', '-h', p.run, '-p', String(p[role].port), '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1'];
   for (const [k, v] of Object.entries(vars)) args.push('-v', `${k}=${v}`);
   return (await asPostgres('psql', [...args, '-f', '-'], { input: sql })).trim();
 }
@@ -229,6 +226,8 @@ async function primaryUp(inst: SandboxInstance, secrets: PgSecrets, scale: SeedS
   const seedArgs = ['-X', '-q', '-h', p.run, '-p', String(node.port), '-U', 'postgres', '-d', DATABASE];
   for (const [k, v] of Object.entries(scale)) seedArgs.push('-v', `${k}=${v}`);
   await asPostgres('psql', [...seedArgs, '-c', `SET ROLE ${APP_USER}`, '-f', '-'], { input: readFileSync(SEED_SQL, 'utf8') });
+  // Point-in-time recovery switches WAL segments so a recent target is archived (a per-database grant).
+  await psqlSuper(inst, 'primary', `GRANT EXECUTE ON FUNCTION pg_switch_wal() TO ${APP_USER};`, {}, DATABASE);
   await psqlSuper(inst, 'primary', 'CHECKPOINT; SELECT pg_switch_wal();');
   writeFileSync(node.ready, new Date().toISOString());
   return 'created';

@@ -28,24 +28,34 @@ export async function databaseRecoveryWorkflow(rawInput: DatabaseRecoveryInput):
   // 1. Preflight: nothing is changed before the plan is known to be sound.
   const site = await proc.resolveSite();
   const target = { context: site.kubernetes.context, namespace: site.kubernetes.namespace };
+  const source = input.source;
+  const pointInTime = 'targetTime' in source ? source.targetTime : undefined;
   const plan: DatabaseRecoveryPlan = await journal.step(
     'preflight',
-    `Preflight: backup '${input.source.backup}' readable, ${site.database.name} reachable, deployments present`,
+    pointInTime
+      ? `Preflight: ${pointInTime} covered by a base backup and the WAL archive, ${site.database.name} reachable, deployments present`
+      : `Preflight: backup '${'backup' in source ? source.backup : ''}' readable, ${site.database.name} reachable, deployments present`,
     async () => {
-      const backup = await tools.inspectBackup({ site: site.name, name: input.source.backup });
+      const backup = 'backup' in source ? await tools.inspectBackup({ site: site.name, name: source.backup }) : undefined;
+      const pitr = pointInTime ? await tools.planPointInTime({ site: site.name, targetTime: pointInTime }) : undefined;
       const databaseCheck = await db.checkDatabase({ site: site.name });
       const deployments = await k8s.readReplicas({ target, deployments: site.kubernetes.deployments });
       return {
         site: site.name,
         database: site.database.name,
-        backup: {
-          name: backup.name,
-          createdAt: backup.createdAt,
-          lastCommitAt: backup.lastCommitAt,
-          bytes: backup.bytes,
-          items: backup.items,
-          tables: Object.fromEntries(Object.entries(backup.tables).map(([t, s]) => [t, { rows: s.rows }])),
-        },
+        ...(backup
+          ? {
+              backup: {
+                name: backup.name,
+                createdAt: backup.createdAt,
+                lastCommitAt: backup.lastCommitAt,
+                bytes: backup.bytes,
+                items: backup.items,
+                tables: Object.fromEntries(Object.entries(backup.tables).map(([t, s]) => [t, { rows: s.rows }])),
+              },
+            }
+          : {}),
+        ...(pitr ? { pointInTime: pitr } : {}),
         databaseCheck,
         deployments: deployments.map((d) => ({
           name: d.name,
@@ -55,8 +65,17 @@ export async function databaseRecoveryWorkflow(rawInput: DatabaseRecoveryInput):
         safetyBackup: `safety-${workflowInfo().workflowId}`,
       };
     },
-    { details: (p) => ({ backup: p.backup.name, backupCreatedAt: p.backup.createdAt, deployments: p.deployments }) },
+    {
+      details: (p) => ({
+        ...(p.backup ? { backup: p.backup.name, backupCreatedAt: p.backup.createdAt } : {}),
+        ...(p.pointInTime
+          ? { targetTime: p.pointInTime.targetTime, baseBackup: p.pointInTime.baseBackup.name, walFiles: p.pointInTime.walFiles }
+          : {}),
+        deployments: p.deployments,
+      }),
+    },
   );
+  const what = plan.pointInTime ? `its state at ${plan.pointInTime.targetTime} (UTC)` : `'${plan.backup!.name}'`;
   const report = (outcome: DatabaseRecoveryReport['outcome'], extra: Partial<DatabaseRecoveryReport> = {}): DatabaseRecoveryReport => {
     proc.phase = outcome === 'completed' || outcome === 'dry-run' ? 'completed' : outcome === 'rejected' ? 'rejected' : 'failed';
     return { outcome, plan, approvals, journal: journal.entries, ...extra };
@@ -70,7 +89,7 @@ export async function databaseRecoveryWorkflow(rawInput: DatabaseRecoveryInput):
   proc.phase = 'running';
   const go = await proc.approval(site, {
     name: 'restore',
-    title: `Approve restoring ${site.database.name} on ${site.name} from '${plan.backup.name}' (writers fenced meanwhile)`,
+    title: `Approve restoring ${site.database.name} on ${site.name} to ${what} (writers fenced meanwhile)`,
     details: { ...plan },
   });
   record('restore', go.approvals);
@@ -106,30 +125,46 @@ export async function databaseRecoveryWorkflow(rawInput: DatabaseRecoveryInput):
     );
 
     // 5. Restore.
-    restored = await journal.step(
-      'restore',
-      `Restore '${plan.backup.name}' (pg_restore -j ${input.jobs})`,
-      () => tools.restoreDump({ site: site.name, name: plan.backup.name, jobs: input.jobs }),
-      { details: (r) => ({ ...r }) },
-    );
+    const pitr = plan.pointInTime;
+    restored = pitr
+      ? await journal.step(
+          'restore',
+          `Replay base backup '${pitr.baseBackup.name}' and ${pitr.walFiles} WAL segment(s) to ${pitr.targetTime}`,
+          async () => {
+            const r = await tools.restorePointInTime({
+              site: site.name,
+              baseBackup: pitr.baseBackup.name,
+              targetTime: pitr.targetTime,
+              runId: workflowInfo().workflowId,
+            });
+            return { durationMs: r.durationMs, lastCommitAt: r.lastCommitAt, walBytes: pitr.walBytes };
+          },
+          { details: (r) => ({ ...r }) },
+        )
+      : await journal.step(
+          'restore',
+          `Restore '${plan.backup!.name}' (pg_restore -j ${input.jobs})`,
+          () => tools.restoreDump({ site: site.name, name: plan.backup!.name, jobs: input.jobs }),
+          { details: (r) => ({ ...r }) },
+        );
 
-    // 6. Verify against what the backup recorded.
+    // 6. Verify: against the backup's own counts and checksums, or: nothing committed after the target.
     verification = await journal.step(
       'verify',
-      'Verify per-table row counts and checksums against the backup',
+      pitr
+        ? `Verify the last recovered commit is not after ${pitr.targetTime}`
+        : 'Verify per-table row counts and checksums against the backup',
       async () => {
-        const v = await tools.verifyTables({
-          site: site.name,
-          expected: (await tools.inspectBackup({ site: site.name, name: plan.backup.name })).tables,
-        });
-        if (!v.ok) {
-          throw ApplicationFailure.create({
-            type: 'VerificationError',
-            nonRetryable: true,
-            message: `restored data differs from the backup: ${JSON.stringify(v.mismatches)}`,
-          });
+        const expected = pitr ? {} : (await tools.inspectBackup({ site: site.name, name: plan.backup!.name })).tables;
+        const v = await tools.verifyTables({ site: site.name, expected });
+        const late = pitr && restored?.lastCommitAt && restored.lastCommitAt > pitr.targetTime;
+        if (!v.ok || late) {
+          const message = late
+            ? `a commit at ${restored!.lastCommitAt} is after the target ${pitr.targetTime}`
+            : `restored data differs from the backup: ${JSON.stringify(v.mismatches)}`;
+          throw ApplicationFailure.create({ type: 'VerificationError', nonRetryable: true, message });
         }
-        return v;
+        return { ...v, ...(pitr ? { lastCommitAt: restored?.lastCommitAt ?? null, targetTime: pitr.targetTime } : {}) };
       },
       { details: (v) => ({ ...v }) },
     );
@@ -165,12 +200,15 @@ export async function databaseRecoveryWorkflow(rawInput: DatabaseRecoveryInput):
   }
   saga.clear();
   const healthyAt = new Date();
-  const lastCommit = plan.backup.lastCommitAt ? new Date(plan.backup.lastCommitAt) : undefined;
+  // RPO: what the restored database lacks. From a backup: everything after its last commit until the fence.
+  // To a point in time: the gap between the target and the last commit actually recovered.
+  const recoveredCommit = plan.pointInTime ? restored?.lastCommitAt : plan.backup?.lastCommitAt;
+  const rpoEnd = plan.pointInTime ? new Date(plan.pointInTime.targetTime) : fencedAt;
   return report('completed', {
     restored,
     verification,
     rtoSeconds: seconds(fencedAt, healthyAt),
-    ...(lastCommit ? { rpoSeconds: Math.max(seconds(lastCommit, fencedAt), 0) } : {}),
+    ...(recoveredCommit ? { rpoSeconds: Math.max(seconds(new Date(recoveredCommit), rpoEnd), 0) } : {}),
   });
 
   /** After fencing: a person chooses rollback or keep-fenced; no answer by the deadline rolls back. */

@@ -13,9 +13,22 @@ export const connectionCleanupInput = procedureInputBase
 
 export const databaseRecoveryInput = procedureInputBase
   .extend({
-    source: z
-      .object({ backup: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, 'must name a backup (letters, digits, ".", "_", "-")') })
-      .strict(),
+    source: z.union([
+      z
+        .object({ backup: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, 'must name a backup (letters, digits, ".", "_", "-")') })
+        .strict(),
+      z
+        .object({
+          targetTime: z
+            .string()
+            .regex(
+              /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$/,
+              'must be an ISO 8601 timestamp with a time zone, such as 2026-12-03T17:05:00Z',
+            )
+            .refine((v) => !Number.isNaN(Date.parse(v)), 'is not a real date'),
+        })
+        .strict(),
+    ]),
     jobs: z.number().int().min(1).max(32).default(4),
     dryRun: z.boolean().default(false),
     onFailureDeadline: duration.default('30m'),

@@ -136,9 +136,29 @@ export interface ConnectionCleanupResult {
 
 // --- Database recovery (the runbook's "Point-in-Time Recovery") ----------------------------------
 
+export interface BaseBackupInfo {
+  name: string;
+  startedAt: string;
+  finishedAt: string;
+  /** First WAL segment the backup needs from the archive. */
+  startWalFile: string;
+  bytes: number;
+}
+
+export interface PointInTimePlan {
+  /** The target, normalised to UTC. */
+  targetTime: string;
+  givenAs: string;
+  baseBackup: BaseBackupInfo;
+  walFrom: string;
+  walTo: string;
+  walFiles: number;
+  walBytes: number;
+}
+
 export interface DatabaseRecoveryInput extends ProcedureInputBase {
-  /** What to restore: a backup (a dump taken earlier, by name). */
-  source: { backup: string };
+  /** What to restore: a backup (a dump taken earlier, by name), or the database as it was at a time (base backup + WAL). */
+  source: { backup: string } | { targetTime: string };
   /** Parallel jobs for pg_dump / pg_restore. Default 4. */
   jobs?: number;
   /** Return the plan and change nothing. */
@@ -150,7 +170,7 @@ export interface DatabaseRecoveryInput extends ProcedureInputBase {
 export interface DatabaseRecoveryPlan {
   site: string;
   database: string;
-  backup: {
+  backup?: {
     name: string;
     createdAt: string;
     lastCommitAt: string | null;
@@ -158,6 +178,7 @@ export interface DatabaseRecoveryPlan {
     items: number;
     tables: Record<string, { rows: number }>;
   };
+  pointInTime?: PointInTimePlan;
   databaseCheck: DatabaseCheck;
   deployments: { name: string; replicas: number; hpa?: { minReplicas: number; maxReplicas: number } }[];
   safetyBackup: string;
@@ -166,11 +187,18 @@ export interface DatabaseRecoveryPlan {
 export interface DatabaseRecoveryReport {
   outcome: 'completed' | 'dry-run' | 'rejected' | 'kept-fenced' | 'rolled-back';
   plan: DatabaseRecoveryPlan;
-  restored?: { bytes: number; durationMs: number; mbPerSecond: number; attempt: number };
+  restored?: {
+    durationMs: number;
+    bytes?: number;
+    mbPerSecond?: number;
+    attempt?: number;
+    lastCommitAt?: string | null;
+    walBytes?: number;
+  };
   verification?: { ok: boolean; tables: number; articles: number | null; mismatches: unknown[] };
   /** Fence to healthy, in seconds. */
   rtoSeconds?: number;
-  /** Data written after the backup's last commit is not in the restored database: fence time minus that commit. */
+  /** Data not in the restored database: from a backup, fence time minus its last commit; to a point in time, target minus the last recovered commit. */
   rpoSeconds?: number;
   approvals: { gate: string; by: string; comment?: string; at: string }[];
   error?: string;

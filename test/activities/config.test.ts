@@ -47,6 +47,7 @@ describe('site profiles and worker configuration', () => {
 
   it('lists references to unset variables', () => {
     assert.deepEqual(missingReferences(parseProfile(example), { MIMIR_PRIMARY_DATABASE_URL: 'x' }), [
+      'sites.primary.database.server.replicationUrl.env: environment variable MIMIR_PRIMARY_REPLICATION_URL is not set',
       'sites.dr.database.url.env: environment variable MIMIR_DR_DATABASE_URL is not set',
       'notify.webhookUrl.env: environment variable MIMIR_NOTIFY_WEBHOOK_URL is not set',
     ]);
@@ -74,6 +75,9 @@ describe('site profiles and worker configuration', () => {
       MIMIR_DR_DATABASE_URL: 'x',
       MIMIR_PRIMARY_BACKUP_DIR: '/tmp/b1',
       MIMIR_DR_BACKUP_DIR: '/tmp/b2',
+      MIMIR_PRIMARY_DATA_DIR: '/tmp/d',
+      MIMIR_WAL_ARCHIVE_DIR: '/tmp/w',
+      MIMIR_PRIMARY_REPLICATION_URL: 'x',
       TEMPORAL_ADDRESS: '127.0.0.1:7999',
       TEMPORAL_NAMESPACE: 'ops',
     });

@@ -87,7 +87,7 @@ describe('database recovery under failure (worker and server killed)', () => {
     const result = await handle.result();
 
     assert.equal(result.outcome, 'completed');
-    assert.ok(result.restored!.attempt >= 2, `the restore was resumed by a retry (attempt ${result.restored!.attempt})`);
+    assert.ok((result.restored!.attempt ?? 0) >= 2, `the restore was resumed by a retry (attempt ${result.restored!.attempt})`);
     assert.equal(await count('bulk'), expected.bulk, 'the restored data is complete');
     assert.equal(await count('articles'), expected.articles);
     assert.equal(await replicas('mimir-api'), original.api, 'replicas come back exactly');

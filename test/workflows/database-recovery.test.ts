@@ -10,7 +10,8 @@ import pg from 'pg';
 import { createActivities } from '../../activities/index.js';
 import type { databaseRecoveryWorkflow } from '../../workflows/database-recovery.js';
 import { rootMessage } from '../../workflows/lib/journal.js';
-import { approveUpdate } from '../../workflows/messages.js';
+import { approveUpdate, statusQuery } from '../../workflows/messages.js';
+import { renderReport } from '../../client/render.js';
 import type { DatabaseRecoveryInput } from '../../workflows/types.js';
 import { admin, readyPods } from '../helpers/kubernetes.js';
 import { sandboxProfile, testWorker, uniqueId, waitForStatus, type TestWorker } from '../helpers/temporal.js';
@@ -57,6 +58,7 @@ describe('database recovery (restore from a backup)', () => {
     await sql(`DELETE FROM articles WHERE id % 10 = 0`); // the incident: data lost after the backup
     await sql(`UPDATE users SET email = 'pwned-' || id WHERE id < 50`);
     const w = await testWorker();
+    let report = '';
     const result = await w.run(async () => {
       const handle = await start(w, { source: { backup }, incidentId: 'INC-9', jobs: 2 });
       const waiting = await waitForStatus(handle, (s) => s.openGate?.name === 'restore');
@@ -79,10 +81,16 @@ describe('database recovery (restore from a backup)', () => {
       const [{ n }] = (await sql<{ n: string }>('SELECT count(*) AS n FROM articles')) as [{ n: string }];
       assert.equal(Number(n), articlesAtBackup, 'the restored database has the backup data');
       await handle.executeUpdate(approveUpdate, { args: [{ gate: 'resume-traffic', by: 'carol' }] });
-      return handle.result();
+      const r = await handle.result();
+      report = renderReport({ status: await handle.query(statusQuery), execution: 'COMPLETED', result: r });
+      return r;
     });
 
     assert.equal(result.outcome, 'completed');
+    assert.match(report, /^# Incident Report: database-recovery on primary \(INC-9\)/);
+    assert.match(report, /- \*\*RTO\*\* \(fence to healthy\): [\d.]+ s/);
+    assert.match(report, /- restore: approved by bob/);
+    assert.match(report, /restored from backup nightly-/);
     assert.equal(await replicas('mimir-api'), before.api);
     assert.equal(await replicas('mimir-worker'), before.worker);
     assert.equal(await readyPods('mimir-production', 'app=mimir-api'), before.api, 'pods are back and ready');
@@ -95,7 +103,7 @@ describe('database recovery (restore from a backup)', () => {
       ],
     );
     assert.ok(result.rtoSeconds! > 0 && result.rpoSeconds! >= 0);
-    assert.ok(result.restored!.bytes > 0 && result.restored!.mbPerSecond > 0);
+    assert.ok(result.restored!.bytes! > 0 && result.restored!.mbPerSecond! > 0);
     assert.deepEqual(
       result.journal.map((e) => [e.step, e.outcome]),
       [
@@ -120,7 +128,7 @@ describe('database recovery (restore from a backup)', () => {
     const w = await testWorker();
     const result = await w.run(async () => (await start(w, { source: { backup }, dryRun: true })).result());
     assert.equal(result.outcome, 'dry-run');
-    assert.equal(result.plan.backup.tables.articles!.rows, articlesAtBackup);
+    assert.equal(result.plan.backup!.tables.articles!.rows, articlesAtBackup);
     assert.ok(result.plan.deployments.every((d) => d.replicas > 0));
     assert.equal(await replicas('mimir-api'), result.plan.deployments[0]!.replicas);
   });
