@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { createActivities } from '../activities/index.js';
+import { pgEnv } from '../activities/pg-tools.js';
 import { loadProfile } from '../config/profile.js';
 import { REPO_ROOT, SANDBOX_PROFILE, sandboxEnv, sandboxInstance, sandboxUp } from '../sandbox/index.js';
 import { asPostgres, pgBin, pgPaths, psqlSuper } from '../sandbox/postgres.js';
@@ -48,19 +49,6 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; s: number }> 
   const t0 = performance.now();
   const value = await fn();
   return { value, s: secondsSince(t0) };
-}
-
-/** libpq environment for a connection URL (as activities/pg-tools.ts does): no password on a command line. */
-function pgEnv(url: string): Record<string, string> {
-  const u = new URL(url);
-  return {
-    PGHOST: u.hostname,
-    PGPORT: u.port || '5432',
-    PGUSER: decodeURIComponent(u.username),
-    PGPASSWORD: decodeURIComponent(u.password),
-    PGDATABASE: decodeURIComponent(u.pathname.slice(1)),
-    PGAPPNAME: 'mimir-bench',
-  };
 }
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -174,7 +162,7 @@ async function main() {
     return Object.fromEntries(r.rows.map((x) => [x.t, Number(x.n)]));
   });
   const checkpoint = () => psqlSuper(inst, 'primary', 'CHECKPOINT');
-  const env = { ...process.env, ...pgEnv(url) };
+  const env = { ...process.env, ...pgEnv(url), PGAPPNAME: 'mimir-bench' };
 
   // 2. The dump, with the project's own activity (stats + pg_dump -Fd -j in one snapshot, SHA-256 of every file).
   const stamp = new Date()
