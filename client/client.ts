@@ -73,6 +73,8 @@ export async function decide(
 export interface StatusView {
   status: ProcedureStatus;
   execution: string;
+  /** Activities running now, with the progress their last heartbeat carried (a restore's items done). */
+  running?: { activity: string; attempt: number; progress?: unknown; lastHeartbeat?: string }[];
   result?: unknown;
   failure?: string;
 }
@@ -81,7 +83,18 @@ export async function status(c: MimirClient, workflowId: string): Promise<Status
   const handle = c.client.workflow.getHandle(workflowId);
   const description = await handle.describe();
   const status = await handle.query(statusQuery);
-  const view: StatusView = { status, execution: description.status.name };
+  const running = (description.raw.pendingActivities ?? []).map((a) => {
+    const payload = a.heartbeatDetails?.payloads?.[0];
+    const progress = payload?.data ? (JSON.parse(Buffer.from(payload.data).toString('utf8')) as unknown) : undefined;
+    const at = a.lastHeartbeatTime?.seconds;
+    return {
+      activity: a.activityType?.name ?? '?',
+      attempt: a.attempt ?? 1,
+      ...(progress !== undefined ? { progress } : {}),
+      ...(at ? { lastHeartbeat: new Date(Number(at) * 1000).toISOString() } : {}),
+    };
+  });
+  const view: StatusView = { status, execution: description.status.name, ...(running.length ? { running } : {}) };
   if (description.status.name === 'COMPLETED') view.result = await handle.result();
   if (description.status.name === 'FAILED')
     view.failure = await handle.result().then(

@@ -23,6 +23,9 @@ export function renderStatus(v: StatusView): string {
     out.push(`  ${time(e.startedAt)}  ${e.outcome.padEnd(11)} ${e.title}${duration(e)}${actor}`);
     if (e.error) out.push(`                       error: ${e.error}`);
   }
+  for (const a of v.running ?? []) {
+    out.push(`  running: ${a.activity} (attempt ${a.attempt})${a.progress !== undefined ? ` progress ${JSON.stringify(a.progress)}` : ''}`);
+  }
   const g = s.openGate;
   if (g) {
     out.push(

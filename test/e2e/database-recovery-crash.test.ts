@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createActivities } from '../../activities/index.js';
+import { status } from '../../client/client.js';
 import { sandboxUp } from '../../sandbox/index.js';
 import { buildWorkflowBundle } from '../../worker/bundle.js';
 import type { databaseRecoveryWorkflow } from '../../workflows/database-recovery.js';
@@ -76,7 +77,14 @@ describe('database recovery under failure (worker and server killed)', () => {
     await waitForStatus(handle, (s) => s.openGate?.name === 'restore');
     await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] });
     await waitForStatus(handle, (s) => s.journal.some((e) => e.step === 'restore' && e.outcome === 'running'), 120_000);
-    await new Promise((r) => setTimeout(r, 1500)); // pg_restore is at work
+    // pg_restore is at work, and the status shows its progress (from the activity's heartbeats).
+    let progress: unknown;
+    for (let i = 0; i < 30 && progress === undefined; i++) {
+      const live = await status({ client, close: async () => undefined }, handle.workflowId);
+      progress = live.running?.find((a) => a.activity === 'restoreDump')?.progress;
+      if (progress === undefined) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.match(JSON.stringify(progress), /"step":"restore".*"itemsTotal":\d+/);
     await first.killHard();
 
     const second = await worker();
