@@ -249,7 +249,8 @@ export function createPgToolsActivities(deps: SiteDeps) {
       checkBackupName('name', name);
       if (!Number.isInteger(jobs) || jobs < 1 || jobs > 32) throw new InvalidInputError('jobs: must be an integer from 1 to 32');
       const dir = join(backupDirOf(deps, site), name);
-      if (!existsSync(manifestPath(site, name))) throw new NotFoundError(`backup '${name}' does not exist for site ${site}`);
+      if (!existsSync(manifestPath(site, name)) || !existsSync(dir))
+        throw new NotFoundError(`backup '${name}' does not exist for site ${site}`);
       const total = (await runTool('pg_restore', ['--list', dir], {})).split('\n').filter((l) => /^\d+;/.test(l)).length;
       // A restore left running by a worker that died (its pg_restore orphaned) must not race this one.
       await withDatabase(deps, site, (c) =>

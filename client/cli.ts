@@ -76,10 +76,11 @@ export function buildCli(): Command {
       else console.log(`started ${started.workflowId}\n  status:  mimir-recovery status ${started.workflowId}`);
     });
 
-  for (const decision of ['approve', 'reject'] as const) {
+  const what = { approve: 'approve the open gate', reject: 'reject the open gate', retry: 'at a failure gate: run the failed step again' };
+  for (const decision of ['approve', 'reject', 'retry'] as const) {
     program
       .command(decision)
-      .description(`${decision} the open gate of a procedure`)
+      .description(`${what[decision]} of a procedure`)
       .argument('<workflow-id>', 'the procedure, as printed by start or list')
       .option('--gate <name>', 'the gate (default: the one that is open)')
       .option('--as <person>', `who ${decision}s`, defaultActor())
@@ -87,7 +88,8 @@ export function buildCli(): Command {
       .action(async (workflowId: string, o: { gate?: string; as: string; comment?: string }) => {
         const r = await withClient(o.as, (c) => decide(c, workflowId, decision, { gate: o.gate, by: o.as, comment: o.comment }));
         const more = r.remaining > 0 ? `; ${r.remaining} more approval(s) needed` : '';
-        console.log(`${decision === 'approve' ? 'approved' : 'rejected'} gate '${r.gate}' of ${workflowId} as ${r.by}${more}`);
+        const done = { approve: 'approved', reject: 'rejected', retry: 'asked to retry at' }[decision];
+        console.log(`${done} gate '${r.gate}' of ${workflowId} as ${r.by}${more}`);
       });
   }
 

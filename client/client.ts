@@ -3,7 +3,7 @@
 import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { hostname } from 'node:os';
-import { approveUpdate, rejectUpdate, statusQuery } from '../workflows/messages.js';
+import { approveUpdate, rejectUpdate, retryUpdate, statusQuery } from '../workflows/messages.js';
 import type { DecisionRequest, DecisionResult, ProcedureStatus } from '../workflows/types.js';
 import { rootMessage } from '../workflows/lib/journal.js';
 import { searchAttributes } from '../workflows/lib/search-attributes.js';
@@ -58,12 +58,13 @@ export async function startProcedure(c: MimirClient, name: string, rawInput: Rec
 export async function decide(
   c: MimirClient,
   workflowId: string,
-  decision: 'approve' | 'reject',
+  decision: 'approve' | 'reject' | 'retry',
   req: DecisionRequest,
 ): Promise<DecisionResult> {
   const handle = c.client.workflow.getHandle(workflowId);
   try {
-    return await handle.executeUpdate(decision === 'approve' ? approveUpdate : rejectUpdate, { args: [req] });
+    const update = { approve: approveUpdate, reject: rejectUpdate, retry: retryUpdate }[decision];
+    return await handle.executeUpdate(update, { args: [req] });
   } catch (e) {
     if (e instanceof WorkflowUpdateFailedError) throw new UsageError(`refused: ${rootMessage(e)}`);
     throw e;

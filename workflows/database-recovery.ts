@@ -98,79 +98,99 @@ export async function databaseRecoveryWorkflow(rawInput: DatabaseRecoveryInput):
   const fencedAt = new Date();
   let restored: DatabaseRecoveryReport['restored'];
   let verification: DatabaseRecoveryReport['verification'];
-  try {
-    // 3. Fence the writers; their replicas are recorded (plan, and annotations) before any scale-down.
-    saga.add('fence', 'Unfence the deployments to their recorded replicas', () =>
-      k8sLong.unfence({ target, deployments: plan.deployments.map((d) => ({ name: d.name, replicas: d.replicas })) }),
-    );
-    await journal.step(
+  // Steps 3-6, each a stage: a failure stops at the `on-failure` gate, where `retry` runs the failed
+  // stage again, approve rolls back and reject keeps the site fenced for a person.
+  const pitr = plan.pointInTime;
+  const stages: [string, () => Promise<unknown>][] = [
+    [
       'fence',
-      `Fence writers: ${site.kubernetes.deployments.join(', ')} to 0`,
-      () => k8sLong.fence({ target, deployments: site.kubernetes.deployments, by: workflowInfo().workflowId }),
-      { details: (r) => ({ recorded: r }) },
-    );
-    await journal.step('end-sessions', 'End the remaining client sessions', () => db.terminateClientSessions({ site: site.name }), {
-      details: (r) => ({ ...r }),
-    });
-
-    // 4. Safety backup of the current state, named after this workflow: a retry reuses it.
-    const safety = await journal.step(
-      'safety-backup',
-      `Safety backup '${plan.safetyBackup}' of the current state`,
-      () => tools.dumpDatabase({ site: site.name, name: plan.safetyBackup, jobs: input.jobs }),
-      { details: (m) => ({ name: m.name, bytes: m.bytes, sha256: m.files.map((f) => `${f.file}:${f.sha256}`) }) },
-    );
-    saga.add('restore', `Restore the safety backup '${safety.name}'`, () =>
-      tools.restoreDump({ site: site.name, name: safety.name, jobs: input.jobs }),
-    );
-
-    // 5. Restore.
-    const pitr = plan.pointInTime;
-    restored = pitr
-      ? await journal.step(
-          'restore',
-          `Replay base backup '${pitr.baseBackup.name}' and ${pitr.walFiles} WAL segment(s) to ${pitr.targetTime}`,
-          async () => {
-            const r = await tools.restorePointInTime({
-              site: site.name,
-              baseBackup: pitr.baseBackup.name,
-              targetTime: pitr.targetTime,
-              runId: workflowInfo().workflowId,
-            });
-            return { durationMs: r.durationMs, lastCommitAt: r.lastCommitAt, walBytes: pitr.walBytes };
-          },
-          { details: (r) => ({ ...r }) },
-        )
-      : await journal.step(
-          'restore',
-          `Restore '${plan.backup!.name}' (pg_restore -j ${input.jobs})`,
-          () => tools.restoreDump({ site: site.name, name: plan.backup!.name, jobs: input.jobs }),
-          { details: (r) => ({ ...r }) },
-        );
-
-    // 6. Verify: against the backup's own counts and checksums, or: nothing committed after the target.
-    verification = await journal.step(
-      'verify',
-      pitr
-        ? `Verify the last recovered commit is not after ${pitr.targetTime}`
-        : 'Verify per-table row counts and checksums against the backup',
       async () => {
-        const expected = pitr ? {} : (await tools.inspectBackup({ site: site.name, name: plan.backup!.name })).tables;
-        const v = await tools.verifyTables({ site: site.name, expected });
-        const late = pitr && restored?.lastCommitAt && restored.lastCommitAt > pitr.targetTime;
-        if (!v.ok || late) {
-          const message = late
-            ? `a commit at ${restored!.lastCommitAt} is after the target ${pitr.targetTime}`
-            : `restored data differs from the backup: ${JSON.stringify(v.mismatches)}`;
-          throw ApplicationFailure.create({ type: 'VerificationError', nonRetryable: true, message });
-        }
-        return { ...v, ...(pitr ? { lastCommitAt: restored?.lastCommitAt ?? null, targetTime: pitr.targetTime } : {}) };
+        // 3. Fence the writers; their replicas are recorded (plan, and annotations) before any scale-down.
+        saga.addOnce('fence', 'Unfence the deployments to their recorded replicas', () =>
+          k8sLong.unfence({ target, deployments: plan.deployments.map((d) => ({ name: d.name, replicas: d.replicas })) }),
+        );
+        await journal.step(
+          'fence',
+          `Fence writers: ${site.kubernetes.deployments.join(', ')} to 0`,
+          () => k8sLong.fence({ target, deployments: site.kubernetes.deployments, by: workflowInfo().workflowId }),
+          { details: (r) => ({ recorded: r }) },
+        );
+        await journal.step('end-sessions', 'End the remaining client sessions', () => db.terminateClientSessions({ site: site.name }), {
+          details: (r) => ({ ...r }),
+        });
       },
-      { details: (v) => ({ ...v }) },
-    );
-  } catch (err) {
-    return await onFailure(err);
-  }
+    ],
+    [
+      'safety-backup',
+      async () => {
+        // 4. Safety backup of the current state, named after this workflow: a retry reuses it.
+        const safety = await journal.step(
+          'safety-backup',
+          `Safety backup '${plan.safetyBackup}' of the current state`,
+          () => tools.dumpDatabase({ site: site.name, name: plan.safetyBackup, jobs: input.jobs }),
+          { details: (m) => ({ name: m.name, bytes: m.bytes, sha256: m.files.map((f) => `${f.file}:${f.sha256}`) }) },
+        );
+        saga.addOnce('restore', `Restore the safety backup '${safety.name}'`, () =>
+          tools.restoreDump({ site: site.name, name: safety.name, jobs: input.jobs }),
+        );
+      },
+    ],
+    [
+      'restore',
+      async () => {
+        // 5. Restore.
+        restored = pitr
+          ? await journal.step(
+              'restore',
+              `Replay base backup '${pitr.baseBackup.name}' and ${pitr.walFiles} WAL segment(s) to ${pitr.targetTime}`,
+              async () => {
+                const r = await tools.restorePointInTime({
+                  site: site.name,
+                  baseBackup: pitr.baseBackup.name,
+                  targetTime: pitr.targetTime,
+                  runId: workflowInfo().workflowId,
+                });
+                return { durationMs: r.durationMs, lastCommitAt: r.lastCommitAt, walBytes: pitr.walBytes };
+              },
+              { details: (r) => ({ ...r }) },
+            )
+          : await journal.step(
+              'restore',
+              `Restore '${plan.backup!.name}' (pg_restore -j ${input.jobs})`,
+              () => tools.restoreDump({ site: site.name, name: plan.backup!.name, jobs: input.jobs }),
+              { details: (r) => ({ ...r }) },
+            );
+      },
+    ],
+    [
+      'verify',
+      async () => {
+        // 6. Verify: against the backup's own counts and checksums, or: nothing committed after the target.
+        verification = await journal.step(
+          'verify',
+          pitr
+            ? `Verify the last recovered commit is not after ${pitr.targetTime}`
+            : 'Verify per-table row counts and checksums against the backup',
+          async () => {
+            const expected = pitr ? {} : (await tools.inspectBackup({ site: site.name, name: plan.backup!.name })).tables;
+            const v = await tools.verifyTables({ site: site.name, expected });
+            const late = pitr && restored?.lastCommitAt && restored.lastCommitAt > pitr.targetTime;
+            if (!v.ok || late) {
+              const message = late
+                ? `a commit at ${restored!.lastCommitAt} is after the target ${pitr.targetTime}`
+                : `restored data differs from the backup: ${JSON.stringify(v.mismatches)}`;
+              throw ApplicationFailure.create({ type: 'VerificationError', nonRetryable: true, message });
+            }
+            return { ...v, ...(pitr ? { lastCommitAt: restored?.lastCommitAt ?? null, targetTime: pitr.targetTime } : {}) };
+          },
+          { details: (v) => ({ ...v }) },
+        );
+      },
+    ],
+  ];
+  const failed = await runStages(stages);
+  if (failed) return failed;
+  if (!verification) throw ApplicationFailure.nonRetryable('verification missing after the verify stage');
 
   // 7. Approval to let traffic back.
   const resume = await proc.approval(site, {
@@ -185,34 +205,53 @@ export async function databaseRecoveryWorkflow(rawInput: DatabaseRecoveryInput):
   }
 
   // 8. Unfence to exactly the recorded replicas, then check health.
-  try {
-    await journal.step(
+  const unfenced = await runStages([
+    [
       'unfence',
-      'Unfence to the recorded replicas and wait until ready',
-      () => k8sLong.unfence({ target, deployments: plan.deployments.map((d) => ({ name: d.name, replicas: d.replicas })) }),
-      { details: (r) => ({ restored: r }) },
-    );
-    await journal.step('health', `Check ${site.database.name} answers`, () => db.checkDatabase({ site: site.name }), {
-      details: (c) => ({ ...c }),
-    });
-  } catch (err) {
-    return await onFailure(err);
-  }
+      async () => {
+        await journal.step(
+          'unfence',
+          'Unfence to the recorded replicas and wait until ready',
+          () => k8sLong.unfence({ target, deployments: plan.deployments.map((d) => ({ name: d.name, replicas: d.replicas })) }),
+          { details: (r) => ({ restored: r }) },
+        );
+        await journal.step('health', `Check ${site.database.name} answers`, () => db.checkDatabase({ site: site.name }), {
+          details: (c) => ({ ...c }),
+        });
+      },
+    ],
+  ]);
+  if (unfenced) return unfenced;
   saga.clear();
   const healthyAt = new Date();
-  // RPO: what the restored database lacks. From a backup: everything after its last commit until the fence.
-  // To a point in time: the gap between the target and the last commit actually recovered.
-  const recoveredCommit = plan.pointInTime ? restored?.lastCommitAt : plan.backup?.lastCommitAt;
+  // RPO: what the restored database lacks. From a backup: every commit after its snapshot (taken when
+  // the dump started) until the fence. To a point in time: the gap between the target and the last
+  // commit actually recovered.
+  const recoveredUpTo = plan.pointInTime ? restored?.lastCommitAt : plan.backup?.createdAt;
   const rpoEnd = plan.pointInTime ? new Date(plan.pointInTime.targetTime) : fencedAt;
   return report('completed', {
     restored,
     verification,
     rtoSeconds: seconds(fencedAt, healthyAt),
-    ...(recoveredCommit ? { rpoSeconds: Math.max(seconds(new Date(recoveredCommit), rpoEnd), 0) } : {}),
+    ...(recoveredUpTo ? { rpoSeconds: Math.max(seconds(new Date(recoveredUpTo), rpoEnd), 0) } : {}),
   });
 
-  /** After fencing: a person chooses rollback or keep-fenced; no answer by the deadline rolls back. */
-  async function onFailure(err: unknown): Promise<DatabaseRecoveryReport> {
+  /** Runs stages in order; on a failure, asks at the `on-failure` gate. Returns a report if the procedure ends there. */
+  async function runStages(list: [string, () => Promise<unknown>][]): Promise<DatabaseRecoveryReport | undefined> {
+    for (let i = 0; i < list.length;) {
+      try {
+        await list[i]![1]();
+        i++;
+      } catch (err) {
+        const decision = await onFailure(err, list[i]![0]);
+        if (decision !== 'retry') return decision;
+      }
+    }
+    return undefined;
+  }
+
+  /** After fencing: a person chooses retry, rollback or keep-fenced; no answer by the deadline rolls back. */
+  async function onFailure(err: unknown, stage: string): Promise<DatabaseRecoveryReport | 'retry'> {
     const error = rootMessage(err);
     if (isCancellation(err)) {
       await saga.compensate();
@@ -221,14 +260,16 @@ export async function databaseRecoveryWorkflow(rawInput: DatabaseRecoveryInput):
     const choice = await CancellationScope.nonCancellable(() =>
       proc.approval(site, {
         name: 'on-failure',
-        title: `Recovery failed (${error}). Approve to roll back (restore the safety backup, unfence); reject to keep the site fenced`,
-        details: { error, compensations: saga.pending },
+        title: `Step '${stage}' failed (${error}). Retry it, approve to roll back (restore the safety backup, unfence), or reject to keep the site fenced`,
+        details: { error, failedStep: stage, compensations: saga.pending },
+        allowRetry: true,
         deadline: input.onFailureDeadline,
         escalateAfter: input.onFailureDeadline,
         onDeadline: 'approve',
       }),
     );
     record('on-failure', choice.approvals);
+    if (choice.outcome === 'retry') return 'retry';
     if (!choice.approved) {
       journal.note('kept-fenced', 'Kept fenced after the failure, for a person to resume', 'skipped', { error, pending: saga.pending });
       return report('kept-fenced', { restored, verification, error });

@@ -10,3 +10,6 @@ export const approveUpdate = defineUpdate<DecisionResult, [DecisionRequest]>('ap
 
 /** Reject the open gate (an approver or the requester may reject). */
 export const rejectUpdate = defineUpdate<DecisionResult, [DecisionRequest]>('reject');
+
+/** At a failure gate that offers it: run the failed step again. */
+export const retryUpdate = defineUpdate<DecisionResult, [DecisionRequest]>('retry');

@@ -15,7 +15,7 @@ export interface ProcedureInputBase {
 }
 
 export type StepOutcome =
-  'running' | 'succeeded' | 'failed' | 'skipped' | 'waiting' | 'approved' | 'rejected' | 'timed-out' | 'compensated';
+  'running' | 'succeeded' | 'failed' | 'skipped' | 'waiting' | 'approved' | 'rejected' | 'timed-out' | 'retry' | 'compensated';
 
 export interface JournalEntry {
   /** Machine name of the step, for example `terminate-sessions` or `gate:terminate`. */
@@ -43,6 +43,8 @@ export interface GateView {
   escalateAt: string;
   deadlineAt: string;
   escalated: boolean;
+  /** A failure gate: `retry` runs the failed step again. */
+  allowRetry?: boolean;
 }
 
 export type ProcedurePhase = 'preflight' | 'running' | 'awaiting-approval' | 'compensating' | 'completed' | 'failed' | 'rejected';
@@ -77,7 +79,7 @@ export interface DecisionRequest {
 
 export interface DecisionResult {
   gate: string;
-  decision: 'approve' | 'reject';
+  decision: 'approve' | 'reject' | 'retry';
   by: string;
   /** Approvals still needed before the gate opens (0 once decided). */
   remaining: number;
@@ -198,7 +200,7 @@ export interface DatabaseRecoveryReport {
   verification?: { ok: boolean; tables: number; articles: number | null; mismatches: unknown[] };
   /** Fence to healthy, in seconds. */
   rtoSeconds?: number;
-  /** Data not in the restored database: from a backup, fence time minus its last commit; to a point in time, target minus the last recovered commit. */
+  /** Data not in the restored database: from a backup, fence time minus its snapshot; to a point in time, target minus the last recovered commit. */
   rpoSeconds?: number;
   approvals: { gate: string; by: string; comment?: string; at: string }[];
   error?: string;

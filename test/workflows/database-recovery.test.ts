@@ -4,17 +4,17 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createActivities } from '../../activities/index.js';
 import type { databaseRecoveryWorkflow } from '../../workflows/database-recovery.js';
 import { rootMessage } from '../../workflows/lib/journal.js';
-import { approveUpdate, statusQuery } from '../../workflows/messages.js';
+import { approveUpdate, retryUpdate, statusQuery } from '../../workflows/messages.js';
 import { renderReport } from '../../client/render.js';
 import type { DatabaseRecoveryInput } from '../../workflows/types.js';
 import { admin, readyPods } from '../helpers/kubernetes.js';
-import { sandboxProfile, testWorker, uniqueId, waitForStatus, type TestWorker } from '../helpers/temporal.js';
+import { assertRefused, sandboxProfile, testWorker, uniqueId, waitForStatus, type TestWorker } from '../helpers/temporal.js';
 
 async function sql<T extends pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<T[]> {
   const c = new pg.Client({ connectionString: process.env.MIMIR_PRIMARY_DATABASE_URL });
@@ -124,6 +124,70 @@ describe('database recovery (restore from a backup)', () => {
     assert.ok(existsSync(safety), 'the safety backup is kept');
   });
 
+  it('a failure after fencing waits at on-failure; retry runs the failed step again and the procedure completes', async () => {
+    const dir = join(process.env.MIMIR_PRIMARY_BACKUP_DIR!, backup);
+    const original = await replicas('mimir-api');
+    const w = await testWorker();
+    const result = await w.run(async () => {
+      const handle = await start(w, { source: { backup }, jobs: 2 });
+      await waitForStatus(handle, (s) => s.openGate?.name === 'restore');
+      renameSync(dir, `${dir}.away`); // the backup volume goes away after the plan
+      try {
+        await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] });
+        const failed = await waitForStatus(handle, (s) => s.openGate?.name === 'on-failure', 120_000);
+        assert.equal(failed.openGate!.details.failedStep, 'restore');
+        assert.equal(await replicas('mimir-api'), 0, 'stopped in a state a person can resume from: still fenced');
+        await assertRefused(handle.executeUpdate(approveUpdate, { args: [{ by: 'mallory' }] }), /not an approver/);
+      } finally {
+        renameSync(`${dir}.away`, dir);
+      }
+      await handle.executeUpdate(retryUpdate, { args: [{ by: 'bob', comment: 'volume remounted' }] });
+      await waitForStatus(handle, (s) => s.openGate?.name === 'resume-traffic', 120_000);
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'carol' }] });
+      return handle.result();
+    });
+    assert.equal(result.outcome, 'completed');
+    const steps = result.journal.map((e) => `${e.step}:${e.outcome}`);
+    assert.deepEqual(steps.slice(steps.indexOf('safety-backup:succeeded') + 1, steps.indexOf('verify:succeeded') + 1), [
+      'restore:failed',
+      'gate:on-failure:retry',
+      'restore:succeeded',
+      'verify:succeeded',
+    ]);
+    assert.equal(steps.filter((x) => x.startsWith('fence:')).length, 1, 'the fence is not repeated');
+    assert.equal(await replicas('mimir-api'), original);
+  });
+
+  it('an unanswered on-failure gate rolls back at its deadline: the safety backup is restored and the site unfenced', async () => {
+    const dir = join(process.env.MIMIR_PRIMARY_BACKUP_DIR!, backup);
+    const marker = uniqueId('written-after-backup');
+    await sql(`INSERT INTO articles (title, url, source, content, published_at) VALUES ('x', $1, 'test', 'x', now())`, [marker]);
+    const original = { api: await replicas('mimir-api'), worker: await replicas('mimir-worker') };
+    const w = await testWorker();
+    const result = await w.run(async () => {
+      const handle = await start(w, { source: { backup }, jobs: 2, onFailureDeadline: '2s' });
+      await waitForStatus(handle, (s) => s.openGate?.name === 'restore');
+      renameSync(dir, `${dir}.away`);
+      try {
+        await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] });
+        return await handle.result();
+      } finally {
+        renameSync(`${dir}.away`, dir);
+      }
+    });
+    assert.equal(result.outcome, 'rolled-back');
+    assert.match(result.error!, /backup '.*' does not exist/);
+    assert.equal((await sql('SELECT 1 FROM articles WHERE url = $1', [marker])).length, 1, 'the state before the recovery is back');
+    assert.equal(await replicas('mimir-api'), original.api);
+    assert.equal(await replicas('mimir-worker'), original.worker);
+    const steps = result.journal.map((e) => `${e.step}:${e.outcome}`);
+    assert.ok(steps.includes('gate:on-failure:timed-out'));
+    assert.deepEqual(
+      steps.filter((x) => x.startsWith('undo:')),
+      ['undo:restore:compensated', 'undo:fence:compensated'],
+    );
+  });
+
   it('a dry run returns the plan and fences nothing', async () => {
     const w = await testWorker();
     const result = await w.run(async () => (await start(w, { source: { backup }, dryRun: true })).result());
@@ -144,6 +208,23 @@ describe('database recovery (restore from a backup)', () => {
       assert.ok(bad instanceof WorkflowFailedError);
       assert.match(rootMessage(bad), /source\.backup: must name a backup/);
     });
+    assert.equal(await replicas('mimir-api'), apiBefore);
+  });
+
+  it('refuses a database that does not exist in preflight, with nothing fenced', async () => {
+    const profile = sandboxProfile();
+    const primary = profile.sites.primary!;
+    const url = new URL(process.env.MIMIR_PRIMARY_DATABASE_URL!);
+    url.pathname = '/no_such_db';
+    const w = await testWorker({
+      profile: { ...profile, sites: { ...profile.sites, primary: { ...primary, database: { ...primary.database, name: 'no_such_db' } } } },
+      env: { MIMIR_PRIMARY_DATABASE_URL: url.toString() },
+    });
+    const apiBefore = await replicas('mimir-api');
+    const err = await w.run(async () => (await start(w, { source: { backup } })).result().catch((e: unknown) => e));
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.match(rootMessage(err), /database no_such_db is unreachable: database "no_such_db" does not exist/);
+    assert.ok(!rootMessage(err).includes(url.password), 'the password is not in the error');
     assert.equal(await replicas('mimir-api'), apiBefore);
   });
 });

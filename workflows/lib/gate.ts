@@ -2,7 +2,7 @@
 // validator refuses at once (wrong person, requester approving own request, gate not open). An
 // unanswered gate escalates (a notification) and, at its hard deadline, is rejected by default.
 import { condition, setHandler } from '@temporalio/workflow';
-import { approveUpdate, rejectUpdate } from '../messages.js';
+import { approveUpdate, rejectUpdate, retryUpdate } from '../messages.js';
 import type { DecisionRequest, DecisionResult, GateView } from '../types.js';
 import type { Journal } from './journal.js';
 import { durationMs } from './validate.js';
@@ -20,19 +20,24 @@ export interface GateSpec {
   deadline: string;
   /** What an unanswered gate decides at its deadline: reject (the default), or approve (a rollback gate). */
   onDeadline?: 'approve' | 'reject';
+  /** Whether the `retry` decision is offered (a failure gate: run the failed step again). */
+  allowRetry?: boolean;
 }
 
 export interface GateOutcome {
   approved: boolean;
-  outcome: 'approved' | 'rejected' | 'timed-out';
+  outcome: 'approved' | 'rejected' | 'timed-out' | 'retry';
   approvals: { by: string; comment?: string; at: string }[];
   rejectedBy?: string;
   comment?: string;
 }
 
+type Decision = 'approve' | 'reject' | 'retry';
+
 interface OpenGate {
   view: GateView;
   rejected?: { by: string; comment?: string };
+  retry?: { by: string; comment?: string };
 }
 
 export class ApprovalGates {
@@ -45,6 +50,7 @@ export class ApprovalGates {
   ) {
     setHandler(approveUpdate, (req) => this.decide('approve', req), { validator: (req) => this.validate('approve', req) });
     setHandler(rejectUpdate, (req) => this.decide('reject', req), { validator: (req) => this.validate('reject', req) });
+    setHandler(retryUpdate, (req) => this.decide('retry', req), { validator: (req) => this.validate('retry', req) });
   }
 
   get open(): GateView | undefined {
@@ -68,12 +74,13 @@ export class ApprovalGates {
       escalateAt: new Date(now + escalateMs).toISOString(),
       deadlineAt: new Date(now + deadlineMs).toISOString(),
       escalated: false,
+      ...(spec.allowRetry ? { allowRetry: true } : {}),
     };
     const gate: OpenGate = { view };
     this.current = gate;
     const entry = this.journal.open(`gate:${spec.name}`, spec.title, this.requestedBy, 'waiting');
     entry.details = { ...spec.details, approvers: spec.approvers, required: view.required };
-    const decided = () => gate.rejected !== undefined || view.approvals.length >= view.required;
+    const decided = () => gate.rejected !== undefined || gate.retry !== undefined || view.approvals.length >= view.required;
     try {
       if (!(await condition(decided, escalateMs))) {
         view.escalated = true;
@@ -87,6 +94,10 @@ export class ApprovalGates {
       this.current = undefined;
     }
     const approvals = view.approvals;
+    if (gate.retry) {
+      this.journal.close(entry, 'retry', { decision: 'retry the failed step', comment: gate.retry.comment }, gate.retry.by);
+      return { approved: false, outcome: 'retry', approvals, comment: gate.retry.comment };
+    }
     if (gate.rejected) {
       this.journal.close(entry, 'rejected', { rejectedBy: gate.rejected.by, comment: gate.rejected.comment }, gate.rejected.by);
       return { approved: false, outcome: 'rejected', approvals, rejectedBy: gate.rejected.by, comment: gate.rejected.comment };
@@ -105,7 +116,7 @@ export class ApprovalGates {
     return { approved, outcome: 'timed-out', approvals };
   }
 
-  private validate(decision: 'approve' | 'reject', req: DecisionRequest): void {
+  private validate(decision: Decision, req: DecisionRequest): void {
     const open = this.current?.view;
     if (!req || typeof req.by !== 'string' || req.by.trim() === '') {
       throw new Error(`${decision}: 'by' must name the person deciding`);
@@ -115,9 +126,11 @@ export class ApprovalGates {
       throw new Error(`${decision}: gate '${req.gate}' is not open; the open gate is '${open.name}'`);
     }
     const by = req.by.trim();
-    if (decision === 'reject') {
+    if (decision === 'retry' && !open.allowRetry)
+      throw new Error(`retry: gate '${open.name}' does not offer a retry; approve or reject it`);
+    if (decision === 'reject' || decision === 'retry') {
       if (open.approvers.length > 0 && !open.approvers.includes(by) && by !== open.requestedBy) {
-        throw new Error(`reject: '${by}' is not an approver of gate '${open.name}' (approvers: ${open.approvers.join(', ')})`);
+        throw new Error(`${decision}: '${by}' is not an approver of gate '${open.name}' (approvers: ${open.approvers.join(', ')})`);
       }
       return;
     }
@@ -134,16 +147,14 @@ export class ApprovalGates {
     }
   }
 
-  private decide(decision: 'approve' | 'reject', req: DecisionRequest): DecisionResult {
+  private decide(decision: Decision, req: DecisionRequest): DecisionResult {
     const gate = this.current!;
     const by = req.by.trim();
     const comment = req.comment?.trim() || undefined;
-    if (decision === 'reject') {
-      gate.rejected = { by, comment };
-    } else {
-      gate.view.approvals.push({ by, comment, at: new Date().toISOString() });
-    }
-    const remaining = decision === 'reject' ? 0 : Math.max(gate.view.required - gate.view.approvals.length, 0);
+    if (decision === 'reject') gate.rejected = { by, comment };
+    else if (decision === 'retry') gate.retry = { by, comment };
+    else gate.view.approvals.push({ by, comment, at: new Date().toISOString() });
+    const remaining = decision === 'approve' ? Math.max(gate.view.required - gate.view.approvals.length, 0) : 0;
     return { gate: gate.view.name, decision, by, remaining };
   }
 }

@@ -19,6 +19,11 @@ export class Saga {
     this.compensations.push({ step, title, undo });
   }
 
+  /** Registers an undo action unless one is registered for `step` already (a retried step). */
+  addOnce(step: string, title: string, undo: () => Promise<unknown>): void {
+    if (!this.compensations.some((c) => c.step === step)) this.add(step, title, undo);
+  }
+
   /** Forgets compensations once their effect is permanent (for example after a verified unfence). */
   clear(): void {
     this.compensations.length = 0;
