@@ -16,7 +16,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { execa } from 'execa';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -28,7 +28,7 @@ import { REPO_ROOT, SANDBOX_PROFILE, sandboxEnv, sandboxInstance, sandboxUp } fr
 import { asPostgres, pgBin, pgPaths, psqlSuper } from '../sandbox/postgres.js';
 import type { databaseRecoveryWorkflow } from '../workflows/database-recovery.js';
 import { approveUpdate, statusQuery } from '../workflows/messages.js';
-import type { DatabaseRecoveryReport, JournalEntry, ProcedureStatus } from '../workflows/types.js';
+import type { DatabaseRecoveryInput, DatabaseRecoveryReport, JournalEntry, ProcedureStatus } from '../workflows/types.js';
 
 const JOBS = 4;
 /** "At least 1 GB": 1 GiB, as pg_database_size reports it. */
@@ -123,6 +123,75 @@ function removeBenchBackups(dir: string): string[] {
   return ours;
 }
 
+type GateTimes = Record<string, { seenOpenMs: number; approvedMs: number }>;
+
+/**
+ * Runs `databaseRecoveryWorkflow` on an in-process worker with the real activities, approving the
+ * `restore` and `resume-traffic` gates as soon as each opens (when, into `gateSeen`).
+ */
+async function runRecoveryWorkflow(
+  bundle: Awaited<ReturnType<typeof bundleWorkflowCode>>,
+  input: DatabaseRecoveryInput,
+  workflowId: string,
+  gateSeen: GateTimes,
+  beforeStart: () => Promise<unknown>,
+): Promise<{ result: DatabaseRecoveryReport; s: number; workflowId: string }> {
+  const taskQueue = `bench-restore-${randomUUID()}`;
+  const workerConnection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS });
+  const clientConnection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS });
+  const client = new Client({ connection: clientConnection });
+  let wf: { result: DatabaseRecoveryReport; s: number; workflowId: string };
+  try {
+    const worker = await Worker.create({
+      connection: workerConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: createActivities({ profile: loadProfile(SANDBOX_PROFILE), env: process.env }),
+    });
+    await beforeStart();
+    wf = await worker.runUntil(async () => {
+      const t0 = performance.now();
+      const handle = await client.workflow.start<typeof databaseRecoveryWorkflow>('databaseRecoveryWorkflow', {
+        taskQueue,
+        workflowId,
+        args: [input],
+      });
+      const deadline = Date.now() + WORKFLOW_TIMEOUT_MS;
+      const approveWhenOpen = async (gate: string, by: string) => {
+        for (;;) {
+          const s: ProcedureStatus | undefined = await handle.query(statusQuery).catch(() => undefined);
+          if (s?.openGate?.name === gate) break;
+          if (s?.openGate) throw new Error(`gate '${s.openGate.name}' opened instead of '${gate}': ${s.openGate.title}`);
+          if (s && (s.phase === 'failed' || s.phase === 'rejected' || s.phase === 'completed'))
+            throw new Error(`the workflow ended in phase ${s.phase} before gate '${gate}' opened`);
+          if (Date.now() > deadline) throw new Error(`gate '${gate}' did not open within ${WORKFLOW_TIMEOUT_MS / 60_000} minutes`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const seenOpenMs = performance.now();
+        await handle.executeUpdate(approveUpdate, { args: [{ gate, by, comment: 'bench: approved as soon as open' }] });
+        gateSeen[gate] = { seenOpenMs: seenOpenMs - t0, approvedMs: performance.now() - t0 };
+      };
+      let result: DatabaseRecoveryReport;
+      try {
+        await approveWhenOpen('restore', 'bob');
+        await approveWhenOpen('resume-traffic', 'carol');
+        result = await handle.result();
+      } catch (err) {
+        // The in-process worker is about to stop: leave no procedure waiting forever in the bench server.
+        await handle.terminate('bench/restore failed').catch(() => undefined);
+        console.error(`workflow ${workflowId} terminated after a failure; the bench primary may be half restored or fenced`);
+        throw err;
+      }
+      return { result, s: secondsSince(t0), workflowId };
+    });
+  } finally {
+    await workerConnection.close();
+    await clientConnection.close();
+  }
+  if (wf.result.outcome !== 'completed') throw new Error(`the workflow ended '${wf.result.outcome}': ${wf.result.error ?? ''}`);
+  return wf;
+}
+
 function table(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
@@ -206,61 +275,14 @@ async function main() {
     workflowsPath: join(REPO_ROOT, 'workflows', 'index.ts'),
     logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error },
   });
-  const taskQueue = `bench-restore-${randomUUID()}`;
-  const workerConnection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS });
-  const clientConnection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS });
-  const client = new Client({ connection: clientConnection });
-  const gateSeen: Record<string, { seenOpenMs: number; approvedMs: number }> = {};
-  let wf: { result: DatabaseRecoveryReport; s: number; workflowId: string };
-  try {
-    const worker = await Worker.create({
-      connection: workerConnection,
-      taskQueue,
-      workflowBundle: bundle,
-      activities: createActivities({ profile: loadProfile(SANDBOX_PROFILE), env: process.env }),
-    });
-    await checkpoint();
-    wf = await worker.runUntil(async () => {
-      const workflowId = `${WORKFLOW_PREFIX}${stamp}`;
-      const t0 = performance.now();
-      const handle = await client.workflow.start<typeof databaseRecoveryWorkflow>('databaseRecoveryWorkflow', {
-        taskQueue,
-        workflowId,
-        args: [{ site: 'primary', requestedBy: 'bench', source: { backup: dumpName }, jobs: JOBS }],
-      });
-      const deadline = Date.now() + WORKFLOW_TIMEOUT_MS;
-      const approveWhenOpen = async (gate: string, by: string) => {
-        for (;;) {
-          const s: ProcedureStatus | undefined = await handle.query(statusQuery).catch(() => undefined);
-          if (s?.openGate?.name === gate) break;
-          if (s?.openGate) throw new Error(`gate '${s.openGate.name}' opened instead of '${gate}': ${s.openGate.title}`);
-          if (s && (s.phase === 'failed' || s.phase === 'rejected' || s.phase === 'completed'))
-            throw new Error(`the workflow ended in phase ${s.phase} before gate '${gate}' opened`);
-          if (Date.now() > deadline) throw new Error(`gate '${gate}' did not open within ${WORKFLOW_TIMEOUT_MS / 60_000} minutes`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        const seenOpenMs = performance.now();
-        await handle.executeUpdate(approveUpdate, { args: [{ gate, by, comment: 'bench: approved as soon as open' }] });
-        gateSeen[gate] = { seenOpenMs: seenOpenMs - t0, approvedMs: performance.now() - t0 };
-      };
-      let result: DatabaseRecoveryReport;
-      try {
-        await approveWhenOpen('restore', 'bob');
-        await approveWhenOpen('resume-traffic', 'carol');
-        result = await handle.result();
-      } catch (err) {
-        // The in-process worker is about to stop: leave no procedure waiting forever in the bench server.
-        await handle.terminate('bench/restore failed').catch(() => undefined);
-        console.error(`workflow ${workflowId} terminated after a failure; the bench primary may be half restored or fenced`);
-        throw err;
-      }
-      return { result, s: secondsSince(t0), workflowId };
-    });
-  } finally {
-    await workerConnection.close();
-    await clientConnection.close();
-  }
-  if (wf.result.outcome !== 'completed') throw new Error(`the workflow ended '${wf.result.outcome}': ${wf.result.error ?? ''}`);
+  const gateSeen: GateTimes = {};
+  const wf = await runRecoveryWorkflow(
+    bundle,
+    { site: 'primary', requestedBy: 'bench', source: { backup: dumpName }, jobs: JOBS },
+    `${WORKFLOW_PREFIX}${stamp}`,
+    gateSeen,
+    checkpoint,
+  );
   const journal = wf.result.journal;
   const entry = (step: string) => {
     const e = journal.find((x) => x.step === step);
@@ -296,7 +318,83 @@ async function main() {
   log(`plain psql -f (after emptying schema public): ${plainRestore.s.toFixed(1)} s`);
   const dbBytesAfter = await withClient(url, databaseSize);
 
-  // 6. Clean up this run's backups (dumps, safety backup, plain SQL file). The WAL archive the
+  // 6. Point-in-time recovery: a base backup, WAL generated by writes, a target after them, more
+  // writes after the target, then the workflow replays the base backup and the WAL to the target.
+  // (The bench primary's DR standby loses its replication slot with it: expected, not repaired here.)
+  const baseName = `${DUMP_PREFIX}base-${stamp}`;
+  const baseDir = join(backupDir, 'base');
+  let pitr: {
+    base: { bytes: number; s: number };
+    wf: { result: DatabaseRecoveryReport; s: number; workflowId: string };
+    writesS: number;
+    targetTime: string;
+    activityMaxAtTarget: number;
+    activityMaxAfter: number;
+    activityMaxRestored: number;
+    redoS: number | undefined;
+    asideMb: number;
+  };
+  try {
+    await checkpoint();
+    const base = await timed(
+      async () => (await mock.run(acts.baseBackup, { site: 'primary', name: baseName })) as Awaited<ReturnType<typeof acts.baseBackup>>,
+    );
+    log(`base backup '${baseName}': ${(base.value.bytes / MB).toFixed(0)} MB in ${base.s.toFixed(1)} s (baseBackup activity)`);
+    const writes = await timed(() =>
+      withClient(url, async (c) => {
+        await c.query(`UPDATE articles SET content = content || ' ' WHERE id % 10 = 0`);
+        await c.query(`UPDATE articles SET content = content || ' ' WHERE id % 10 = 5`);
+        await c.query(`INSERT INTO activity_log (action, status) SELECT 'bench-pitr', 'ok' FROM generate_series(1, 200000)`);
+        return Number((await c.query<{ m: string }>('SELECT max(id) AS m FROM activity_log')).rows[0]!.m);
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    const targetTime = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 1000));
+    const activityMaxAfter = await withClient(url, async (c) => {
+      await c.query(`UPDATE articles SET content = content || ' ' WHERE id % 100 = 1`);
+      await c.query(`INSERT INTO activity_log (action, status) SELECT 'bench-pitr-after', 'ok' FROM generate_series(1, 10000)`);
+      return Number((await c.query<{ m: string }>('SELECT max(id) AS m FROM activity_log')).rows[0]!.m);
+    });
+    log(
+      `writes before the target ${targetTime}: ${writes.s.toFixed(1)} s; activity_log max id ${writes.value} at the target, ${activityMaxAfter} after`,
+    );
+    const serverLog = pgPaths(inst).primary.log;
+    const logFrom = existsSync(serverLog) ? statSync(serverLog).size : 0;
+    const wfPitr = await runRecoveryWorkflow(
+      bundle,
+      { site: 'primary', requestedBy: 'bench', source: { targetTime } },
+      `${WORKFLOW_PREFIX}pitr-${stamp}`,
+      {},
+      async () => undefined,
+    );
+    // The replay alone, from the server's own "redo done at ... elapsed: N s" (PostgreSQL 15).
+    const logText = existsSync(serverLog) ? readFileSync(serverLog).subarray(logFrom).toString('utf8') : '';
+    const redo = [...logText.matchAll(/redo done at .*elapsed: ([\d.]+) s/g)].at(-1);
+    const activityMaxRestored = await withClient(url, async (c) =>
+      Number((await c.query<{ m: string }>('SELECT max(id) AS m FROM activity_log')).rows[0]!.m),
+    );
+    // The data directory the recovery replaced, moved aside by the activity (kept by design); a bench copy, removed.
+    const aside = `${pgPaths(inst).primary.data}.pre-pitr-${wfPitr.workflowId}`;
+    const asideMb = diskBytes(aside) / MB;
+    rmSync(aside, { recursive: true, force: true });
+    pitr = {
+      base: { bytes: base.value.bytes, s: base.s },
+      wf: wfPitr,
+      writesS: writes.s,
+      targetTime,
+      activityMaxAtTarget: writes.value,
+      activityMaxAfter,
+      activityMaxRestored,
+      redoS: redo ? Number(redo[1]) : undefined,
+      asideMb,
+    };
+  } finally {
+    rmSync(join(baseDir, baseName), { recursive: true, force: true });
+    rmSync(join(baseDir, `${baseName}.json`), { force: true });
+  }
+
+  // 7. Clean up this run's backups (dumps, safety backup, plain SQL file). The WAL archive the
   // restores filled (several GB a run) is kept unless MIMIR_BENCH_PRUNE_WAL is set: pruning it breaks
   // point-in-time recovery to earlier times in the bench instance. The sandbox stays up.
   removeBenchBackups(backupDir);
@@ -308,7 +406,7 @@ async function main() {
     walPruned = diskBytes(archive);
   }
 
-  // 7. Report.
+  // 8. Report.
   const dbMb = dbBytes / MB;
   const ratio = restoreStepS / rawS;
   const ratioEndToEnd = endToEndS / rawS;
@@ -316,6 +414,17 @@ async function main() {
   const verifyS = ms(entry('verify')) / 1000;
   /** What the procedure adds besides the two full passes over the data it makes on purpose (safety dump, verify). */
   const fixedOverheadS = endToEndS - safetyStepS - verifyS - rawS;
+  const pj = pitr.wf.result;
+  const pitrPlan = pj.plan.pointInTime!;
+  const pitrRestoreE = pj.journal.find((x) => x.step === 'restore');
+  if (!pitrRestoreE) throw new Error(`no journal entry 'restore' in the point-in-time run`);
+  const pitrRestoreS = ms(pitrRestoreE) / 1000;
+  const pitrGateWaitS = pj.journal.filter((e) => e.step.startsWith('gate:')).reduce((t, e) => t + ms(e) / 1000, 0);
+  const pitrEndToEndS = pitr.wf.s - pitrGateWaitS;
+  const pitrWalMb = pitrPlan.walBytes / MB;
+  const pitrBaseMb = pitr.base.bytes / MB;
+  /** Copy of the base backup, server start, and promotion: the restore step minus the server-reported replay. */
+  const pitrCopyS = pitr.redoS === undefined ? undefined : pitrRestoreS - pitr.redoS;
   const step = (name: string) => {
     const e = journal.find((x) => x.step === name);
     return e ? (ms(e) / 1000).toFixed(1) : '-';
@@ -391,6 +500,27 @@ async function main() {
           '',
           '',
         ],
+        [
+          'PITR: baseBackup activity (pg_basebackup, ' + pitrBaseMb.toFixed(0) + ' MB)',
+          pitr.base.s.toFixed(1),
+          (pitrBaseMb / pitr.base.s).toFixed(1),
+          '',
+          '',
+        ],
+        [
+          'PITR: restore step (base copy + WAL replay ' + pitrWalMb.toFixed(0) + ' MB)',
+          pitrRestoreS.toFixed(1),
+          '',
+          '',
+          (pitrRestoreS / rawS).toFixed(2),
+        ],
+        ...(pitr.redoS === undefined || pitrCopyS === undefined
+          ? []
+          : [
+              ['PITR:   of which WAL replay (server log, redo elapsed)', pitr.redoS.toFixed(1), '', '', ''],
+              ['PITR:   of which base copy, start, promote (rest)', pitrCopyS.toFixed(1), '', '', ''],
+            ]),
+        ['PITR: workflow end to end minus gate waits', pitrEndToEndS.toFixed(1), '', '', (pitrEndToEndS / rawS).toFixed(2)],
       ],
     ),
   );
@@ -421,6 +551,19 @@ async function main() {
         ? ` (kept; MIMIR_BENCH_PRUNE_WAL=1 prunes it to the last checkpoint, losing PITR to earlier times)`
         : `, pruned to ${(walPruned / MB).toFixed(0)} MB (MIMIR_BENCH_PRUNE_WAL)`),
   );
+  console.log(
+    `point-in-time recovery to ${pitrPlan.targetTime}: base backup ${pitrBaseMb.toFixed(0)} MB in ${pitr.base.s.toFixed(1)} s ` +
+      `(${(pitrBaseMb / pitr.base.s).toFixed(1)} MB/s); writes before the target ${pitr.writesS.toFixed(1)} s; WAL replayed ` +
+      `${pitrWalMb.toFixed(0)} MB in ${pitrPlan.walFiles} segments (${pitrPlan.walFrom}..${pitrPlan.walTo}, the plan's span from the base ` +
+      `backup's start to the newest archived segment, so it includes WAL after the target); restore step ${pitrRestoreS.toFixed(1)} s = ` +
+      `${(pitrWalMb / pitrRestoreS).toFixed(1)} MB/s of WAL including the base copy` +
+      (pitr.redoS === undefined || pitrCopyS === undefined
+        ? ` (no 'redo done' line in the server log to separate them)`
+        : `; replay alone ${pitr.redoS.toFixed(1)} s = ${(pitrWalMb / pitr.redoS).toFixed(1)} MB/s, base copy + start + promote ${pitrCopyS.toFixed(1)} s`) +
+      `; last recovered commit ${pj.restored?.lastCommitAt ?? '?'}, RPO ${pj.rpoSeconds ?? '?'} s (1 s idle before the target on purpose); ` +
+      `activity_log max id ${pitr.activityMaxRestored} after the recovery (${pitr.activityMaxAtTarget} at the target, ${pitr.activityMaxAfter} after it: ` +
+      `${pitr.activityMaxRestored === pitr.activityMaxAtTarget ? 'as expected' : 'UNEXPECTED'}); the replaced data directory (${pitr.asideMb.toFixed(0)} MB) and the base backup were deleted`,
+  );
   console.log(`whole run: ${secondsSince(runStarted).toFixed(0)} s. Figures are noisy on a shared 2-core machine.`);
   console.log(`the bench sandbox is left running; stop it with: MIMIR_SANDBOX=bench npx mimir-recovery sandbox down`);
   console.log(
@@ -449,6 +592,18 @@ async function main() {
       restore_mb_per_s: round(dbMb / rawS, 1),
       workflow_restore_mb_per_s: round(dbMb / restoreStepS, 1),
       wal_archived_mb: round((walAtEnd - walAtStart) / MB, 0),
+      pitr_base_backup_s: round(pitr.base.s, 1),
+      pitr_base_mb: round(pitrBaseMb, 0),
+      pitr_base_mb_per_s: round(pitrBaseMb / pitr.base.s, 1),
+      pitr_wal_mb: round(pitrWalMb, 0),
+      pitr_wal_files: pitrPlan.walFiles,
+      pitr_restore_s: round(pitrRestoreS, 1),
+      pitr_replay_mb_per_s: round(pitrWalMb / pitrRestoreS, 1),
+      pitr_redo_s: pitr.redoS === undefined ? null : round(pitr.redoS, 1),
+      pitr_redo_mb_per_s: pitr.redoS === undefined ? null : round(pitrWalMb / pitr.redoS, 1),
+      pitr_copy_start_promote_s: pitrCopyS === undefined ? null : round(pitrCopyS, 1),
+      pitr_end_to_end_s: round(pitrEndToEndS, 1),
+      pitr_rpo_s: pj.rpoSeconds ?? null,
       jobs: JOBS,
       cpus: cpus().length,
     }),

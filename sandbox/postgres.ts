@@ -184,11 +184,19 @@ async function reuse(node: { data: string; log: string; ready: string; port: num
   return undefined;
 }
 
+/** Point-in-time recovery switches WAL segments so a recent target is archived (a per-database grant; idempotent). */
+async function grantWalSwitch(inst: SandboxInstance) {
+  await psqlSuper(inst, 'primary', `GRANT EXECUTE ON FUNCTION pg_switch_wal() TO ${APP_USER};`, {}, DATABASE);
+}
+
 async function primaryUp(inst: SandboxInstance, secrets: PgSecrets, scale: SeedScale): Promise<string> {
   const p = pgPaths(inst);
   const node = p.primary;
   const existing = await reuse(node);
-  if (existing) return existing;
+  if (existing) {
+    await grantWalSwitch(inst).catch(() => undefined); // sandboxes created before this grant existed get it too (not while in recovery)
+    return existing;
+  }
   await asPostgres('initdb', [
     '-D',
     node.data,
@@ -226,8 +234,7 @@ async function primaryUp(inst: SandboxInstance, secrets: PgSecrets, scale: SeedS
   const seedArgs = ['-X', '-q', '-h', p.run, '-p', String(node.port), '-U', 'postgres', '-d', DATABASE];
   for (const [k, v] of Object.entries(scale)) seedArgs.push('-v', `${k}=${v}`);
   await asPostgres('psql', [...seedArgs, '-c', `SET ROLE ${APP_USER}`, '-f', '-'], { input: readFileSync(SEED_SQL, 'utf8') });
-  // Point-in-time recovery switches WAL segments so a recent target is archived (a per-database grant).
-  await psqlSuper(inst, 'primary', `GRANT EXECUTE ON FUNCTION pg_switch_wal() TO ${APP_USER};`, {}, DATABASE);
+  await grantWalSwitch(inst);
   await psqlSuper(inst, 'primary', 'CHECKPOINT; SELECT pg_switch_wal();');
   writeFileSync(node.ready, new Date().toISOString());
   return 'created';
