@@ -2,12 +2,12 @@
 // crash at any point), takes and returns plain data, and maps API errors by status code to typed
 // errors: 400/422 bad input, 401/403 permission, 404 not found (non-retryable); the rest retryable.
 import * as k8s from '@kubernetes/client-node';
-import { Context } from '@temporalio/activity';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
+import { activityContext } from './context.js';
 import { InvalidInputError, KubernetesApiError, NotFoundError, NotReadyError, PermissionDeniedError } from './errors.js';
 import { sha256File, writeOnce, type WrittenFile } from './files.js';
 
@@ -92,14 +92,6 @@ interface Clients {
   autoscaling: k8s.AutoscalingV2Api;
   networking: k8s.NetworkingV1Api;
   log: k8s.Log;
-}
-
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined; // called outside an activity (sandbox seeding, scripts)
-  }
 }
 
 /** In an activity: heartbeat with progress, and stop if the activity was cancelled. */

@@ -2,12 +2,12 @@
 // Backups are directory-format dumps (so both dump and restore run in parallel with -j), written
 // under a temporary name and renamed when complete, with a manifest that records per-table row
 // counts and checksums taken in the dump's own snapshot, and the SHA-256 of every file.
-import { Context } from '@temporalio/activity';
 import { execa, ExecaError } from 'execa';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
+import { activityContext } from './context.js';
 import { ConfigError, InvalidInputError, NotFoundError, redact } from './errors.js';
 import { sha256File } from './files.js';
 import { withDatabase } from './postgres.js';
@@ -50,14 +50,6 @@ export interface BackupManifest {
 const RESTORE_APPLICATION = 'mimir-recovery-restore';
 
 const BACKUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
-
-export function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
 
 /** libpq environment for a connection URL: the password never appears in a command line. */
 export function pgEnv(url: string): Record<string, string> {

@@ -1,5 +1,5 @@
 // The sandbox: real local services for running and testing Mimir Recovery, brought up idempotently.
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SandboxInstance } from './instance.js';
@@ -78,7 +78,6 @@ async function workerUp(inst: SandboxInstance): Promise<string> {
     'the worker to start polling',
     async () => {
       if (livePid(p.pid, 'worker/main.ts') === undefined) throw new Error(`the worker exited at start; see ${p.log}`);
-      const { readFileSync } = await import('node:fs');
       return readFileSync(p.log, 'utf8').includes('"worker running"');
     },
     60_000,
