@@ -1,6 +1,8 @@
 // Where a sandbox instance keeps its state and which ports it uses. Three instances exist: `dev`
 // (what `npm start` runs), `test` (what `npm test` runs) and `bench` (what `npm run bench` runs), so
-// neither a test run nor a benchmark ever touches a user's sandbox.
+// neither a test run nor a benchmark ever touches a user's sandbox. `test-1` .. `test-5` are more test
+// instances (ports shifted by 100 each) for running several test suites side by side
+// (`MIMIR_TEST_SANDBOX=test-2 npx mocha ...`).
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -19,7 +21,7 @@ export interface SandboxPorts {
 }
 
 export interface SandboxInstance {
-  name: 'dev' | 'test' | 'bench';
+  name: string;
   /** All state of this instance: databases, WAL archive, Temporal's SQLite file, logs, pid files. */
   stateDir: string;
   /** Installed tools shared by all instances (Node 24, the Temporal CLI). */
@@ -27,7 +29,7 @@ export interface SandboxInstance {
   ports: SandboxPorts;
 }
 
-const PORTS: Record<SandboxInstance['name'], SandboxPorts> = {
+const PORTS: Record<'dev' | 'test' | 'bench', SandboxPorts> = {
   dev: {
     temporal: 7233,
     temporalUi: 8233,
@@ -81,8 +83,10 @@ export function stateRoot(): string {
 }
 
 export function sandboxInstance(name: string = process.env.MIMIR_SANDBOX ?? 'dev'): SandboxInstance {
-  if (name !== 'dev' && name !== 'test' && name !== 'bench') {
-    throw new Error(`MIMIR_SANDBOX: unknown sandbox instance '${name}' (use 'dev', 'test' or 'bench')`);
-  }
-  return { name, stateDir: join(stateRoot(), name), cacheDir: cacheDir(), ports: PORTS[name] };
+  const m = /^(dev|test|bench)$|^test-([1-5])$/.exec(name);
+  if (!m) throw new Error(`MIMIR_SANDBOX: unknown sandbox instance '${name}' (use 'dev', 'test', 'bench' or 'test-1' .. 'test-5')`);
+  const base = PORTS[(m[1] as 'dev' | 'test' | 'bench' | undefined) ?? 'test'];
+  const shift = 100 * Number(m[2] ?? 0);
+  const ports = Object.fromEntries(Object.entries(base).map(([k, v]) => [k, v + shift])) as unknown as SandboxPorts;
+  return { name, stateDir: join(stateRoot(), name), cacheDir: cacheDir(), ports };
 }

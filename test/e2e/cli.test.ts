@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { buildWorkflowBundle } from '../../worker/bundle.js';
 import { cli, startWorkerProcess, type WorkerProcess } from '../helpers/cli.js';
 import { backendPid, closeAll, openSessions, present } from '../helpers/postgres.js';
+import { testInstance } from '../helpers/global.js';
 import { uniqueId } from '../helpers/temporal.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -127,11 +128,11 @@ describe('CLI and worker processes', () => {
   });
 
   it('sandbox env prints the export lines a user needs', async () => {
-    const r = await cli(['sandbox', 'env'], { MIMIR_SANDBOX: 'test' });
+    const r = await cli(['sandbox', 'env'], { MIMIR_SANDBOX: testInstance.name });
     assert.equal(r.code, 0, r.stderr);
     for (const name of ['TEMPORAL_ADDRESS', 'TEMPORAL_UI_URL', 'KUBECONFIG', 'MIMIR_PRIMARY_DATABASE_URL', 'MIMIR_DR_DATABASE_URL']) {
       assert.match(r.stdout, new RegExp(`^export ${name}='[^']+'$`, 'm'));
     }
-    assert.match(r.stdout, /^export TEMPORAL_ADDRESS='127\.0\.0\.1:17233'$/m);
+    assert.match(r.stdout, new RegExp(`^export TEMPORAL_ADDRESS='127\\.0\\.0\\.1:${testInstance.ports.temporal}'$`, 'm'));
   });
 });

@@ -1,9 +1,9 @@
-// Mocha global fixtures: one isolated `test` sandbox per run (own ports, own state directory, so a
+// Mocha global fixtures: one isolated `test` sandbox per run (`MIMIR_TEST_SANDBOX=test-N` picks another) (own ports, own state directory, so a
 // running `npm start` sandbox is untouched), started fresh, with its variables in process.env.
 import { DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
 import { sandboxDown, sandboxEnv, sandboxInstance, sandboxUp } from '../../sandbox/index.js';
 
-export const testInstance = sandboxInstance('test');
+export const testInstance = sandboxInstance(process.env.MIMIR_TEST_SANDBOX ?? 'test');
 
 export async function mochaGlobalSetup() {
   Runtime.install({
