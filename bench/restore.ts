@@ -204,7 +204,7 @@ async function main() {
     logger: new DefaultLogger('ERROR'),
     telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'ERROR' }) } },
   });
-  const inst = sandboxInstance('bench');
+  const inst = sandboxInstance(process.env.MIMIR_BENCH_SANDBOX ?? 'bench');
   const runStarted = performance.now();
   const load0 = loadavg();
   await sandboxUp(inst, { log: (l) => log(`sandbox: ${l}`) });
