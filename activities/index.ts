@@ -6,6 +6,7 @@ import { createPgToolsActivities } from './pg-tools.js';
 import { createPitrActivities } from './pitr.js';
 import { createPostgresActivities } from './postgres.js';
 import { createSiteActivities } from './sites.js';
+import { createEvidenceActivities } from './evidence.js';
 
 export interface ActivityDeps {
   profile: Profile;
@@ -22,6 +23,10 @@ export function createActivities(deps: ActivityDeps) {
     ...createPitrActivities(deps),
     ...createKubernetesActivities({ kubeconfig: deps.env.KUBECONFIG }),
     ...createNotifyActivities({ webhookUrl: webhookRef ? deps.env[webhookRef] : undefined }),
+    ...createEvidenceActivities(deps),
+    /** The security contact (breach containment): its own webhook if the profile names one, else the general one. */
+    notifySecurity: createNotifyActivities({ webhookUrl: deps.env[deps.profile.security?.contact?.webhookUrl.env ?? webhookRef ?? ''] })
+      .notify,
   };
 }
 

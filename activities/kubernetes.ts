@@ -10,6 +10,7 @@ import { stringify } from 'yaml';
 import { activityContext } from './context.js';
 import { InvalidInputError, KubernetesApiError, NotFoundError, NotReadyError, PermissionDeniedError } from './errors.js';
 import { sha256File, writeOnce, type WrittenFile } from './files.js';
+import { badCidrs } from '../workflows/lib/validate.js';
 
 export const ANNOTATIONS = {
   /** Replicas a deployment had before it was fenced (written before scaling to 0). */
@@ -388,12 +389,15 @@ export function createKubernetesActivities(deps: KubeDeps = {}) {
       name,
       fromRevision,
       toRevision,
+      ifRestartedAt,
       timeoutMs,
     }: {
       target: KubeTarget;
       name: string;
       fromRevision?: number;
       toRevision?: number;
+      /** Undo only the restart stamped with this `restartedAt` (a rotation's rollback): once undone, a retry finds another stamp. */
+      ifRestartedAt?: string;
       timeoutMs?: number;
     }) {
       const c = clients(target);
@@ -401,7 +405,8 @@ export function createKubernetesActivities(deps: KubeDeps = {}) {
       const d = await readDeployment(c, target, name);
       const current = Number(d.metadata?.annotations?.[ANNOTATIONS.revision] ?? 0);
       const replicas = d.spec?.replicas ?? 1;
-      if (fromRevision !== undefined && current !== fromRevision) {
+      const stamped = d.spec?.template.metadata?.annotations?.[ANNOTATIONS.restartedAt];
+      if ((fromRevision !== undefined && current !== fromRevision) || (ifRestartedAt !== undefined && stamped !== ifRestartedAt)) {
         await waitReplicas(c, target, name, replicas, defaultTimeout(timeoutMs));
         return { name, fromRevision, toRevision: toRevision ?? null, revision: current, changed: false };
       }
@@ -516,13 +521,16 @@ export function createKubernetesActivities(deps: KubeDeps = {}) {
      */
     async captureLogs({
       target,
-      selector,
+      selector: givenSelector,
+      deployment,
       dir,
       concurrency = 8,
       tailLines,
     }: {
       target: KubeTarget;
-      selector: string;
+      /** The pods: a label selector, or the pods of `deployment` (its own selector). */
+      selector?: string;
+      deployment?: string;
       dir: string;
       concurrency?: number;
       tailLines?: number;
@@ -535,6 +543,9 @@ export function createKubernetesActivities(deps: KubeDeps = {}) {
       if (typeof dir !== 'string' || !isAbsolute(dir)) throw new InvalidInputError(`dir: must be an absolute path (got ${String(dir)})`);
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
         throw new InvalidInputError('concurrency: must be an integer from 1 to 64');
+      const selector =
+        deployment !== undefined ? selectorOf(await readDeployment(c, target, checkName('deployment', deployment))) : givenSelector;
+      if (!selector) throw new InvalidInputError('selector: give a label selector or a deployment');
       const pods = await call(`list pods ${selector} in ${target.namespace}`, () =>
         c.core.listNamespacedPod({ namespace: target.namespace, labelSelector: selector }),
       );
@@ -803,13 +814,10 @@ function fingerprint(b64: string | undefined): string | null {
   return b64 ? createHash('sha256').update(Buffer.from(b64, 'base64')).digest('hex').slice(0, 16) : null;
 }
 
-const CIDR4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/(3[0-2]|[12]?\d)$/;
-const CIDR6 = /^[0-9a-fA-F:]+\/(12[0-8]|1[01]\d|\d?\d)$/;
-
 /** A comma-separated list of CIDRs, as the nginx ingress annotation takes it. */
 export function checkSourceRange(value: unknown): string {
   const parts = typeof value === 'string' ? value.split(',').map((p) => p.trim()) : [];
-  const bad = parts.filter((p) => !CIDR4.test(p) && !(p.includes(':') && CIDR6.test(p)));
+  const bad = typeof value === 'string' ? badCidrs(value) : [];
   if (parts.length === 0 || parts.some((p) => p === '') || bad.length > 0) {
     throw new InvalidInputError(
       `sourceRange: '${String(value)}' must be a comma-separated list of CIDRs such as 10.0.0.0/8${bad.length ? ` (bad: ${bad.join(', ')})` : ''}`,

@@ -5,7 +5,7 @@
 import { execa, ExecaError } from 'execa';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type pg from 'pg';
 import { activityContext } from './context.js';
 import { ConfigError, InvalidInputError, NotFoundError, redact } from './errors.js';
@@ -150,14 +150,27 @@ export function createPgToolsActivities(deps: SiteDeps) {
 
   return {
     /**
-     * Dumps the site's database (`pg_dump -Fd -j`) as backup `name`. Written once: if the backup
+     * Dumps the site's database (`pg_dump -Fd -j`) as backup `name` (into `dir` if given). Written once: if the backup
      * exists it is returned as it is, never overwritten (a retried safety backup reuses it).
      */
-    async dumpDatabase({ site, name, jobs = 4 }: { site: string; name: string; jobs?: number }): Promise<BackupManifest> {
+    async dumpDatabase({
+      site,
+      name,
+      jobs = 4,
+      dir: into,
+    }: {
+      site: string;
+      name: string;
+      jobs?: number;
+      dir?: string;
+    }): Promise<BackupManifest> {
       checkBackupName('name', name);
       if (!Number.isInteger(jobs) || jobs < 1 || jobs > 32) throw new InvalidInputError('jobs: must be an integer from 1 to 32');
-      const dir = backupDirOf(deps, site);
-      const manifestFile = manifestPath(site, name);
+      if (into !== undefined && (typeof into !== 'string' || !isAbsolute(into)))
+        throw new InvalidInputError(`dir: must be an absolute path (got ${String(into)})`);
+      // `dir`: elsewhere than the site's backups (an incident's evidence directory).
+      const dir = into ?? backupDirOf(deps, site);
+      const manifestFile = join(dir, `${name}.json`);
       if (existsSync(manifestFile)) return readManifest(manifestFile);
       mkdirSync(dir, { recursive: true });
       const database = siteOf(deps, site).database.name;

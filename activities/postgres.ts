@@ -1,8 +1,10 @@
 // PostgreSQL activities: short queries over the `pg` driver. Each opens its own connection,
 // named `mimir-recovery` so that no procedure ever counts or terminates its own sessions.
+import { isAbsolute } from 'node:path';
 import pg from 'pg';
 import type { ConnectionCounts, DatabaseCheck, IdleSession, TerminationResult } from '../workflows/types.js';
 import { ConfigError, DatabaseUnavailableError, InvalidInputError, redact } from './errors.js';
+import { writeOnce } from './files.js';
 import { databaseUrlOf, siteOf, type SiteDeps } from './sites.js';
 
 export const APPLICATION_NAME = 'mimir-recovery';
@@ -147,6 +149,45 @@ export function createPostgresActivities(deps: SiteDeps) {
           [database, APPLICATION_NAME],
         );
         return { terminated: rows.filter((r) => r.ok).length };
+      });
+    },
+
+    /**
+     * The runbook's authentication-failure query (`activity_log` failed logins) for the window
+     * [since, until], written once to `file` as evidence. The window comes from the workflow, so a
+     * retry captures the same rows.
+     */
+    async captureAuthFailures({ site, file, since, until }: { site: string; file: string; since: string; until: string }) {
+      if (typeof file !== 'string' || !isAbsolute(file))
+        throw new InvalidInputError(`file: must be an absolute path (got ${String(file)})`);
+      for (const [field, v] of [
+        ['since', since],
+        ['until', until],
+      ] as const)
+        if (Number.isNaN(Date.parse(v))) throw new InvalidInputError(`${field}: must be an ISO timestamp (got ${String(v)})`);
+      const query = `SELECT * FROM activity_log WHERE action = 'login' AND status = 'failed' AND created_at > $1 AND created_at <= $2 ORDER BY created_at DESC`;
+      const rows = await withDatabase(deps, site, async (c) => (await c.query(query, [since, until])).rows);
+      const written = await writeOnce(file, `${JSON.stringify({ site, query, since, until, count: rows.length, rows }, null, 2)}\n`);
+      return { ...written, count: rows.length };
+    },
+
+    /**
+     * The runbook's forced password reset: every user who logged in after `since` must reset their
+     * password. `since` comes from the workflow, so a retry touches the same users. Counts the rows
+     * touched and, of those, the ones newly flagged.
+     */
+    async forcePasswordReset({ site, since }: { site: string; since: string }) {
+      if (Number.isNaN(Date.parse(since))) throw new InvalidInputError(`since: must be an ISO timestamp (got ${String(since)})`);
+      return withDatabase(deps, site, async (c) => {
+        const { rows } = await c.query<{ touched: string; newly: string }>(
+          `WITH touched AS (
+             UPDATE users u SET password_reset_required = true
+               FROM users old WHERE old.id = u.id AND u.last_login_at > $1
+             RETURNING old.password_reset_required AS was)
+           SELECT count(*) AS touched, count(*) FILTER (WHERE NOT was) AS newly FROM touched`,
+          [since],
+        );
+        return { touched: Number(rows[0]!.touched), newlyFlagged: Number(rows[0]!.newly), since };
       });
     },
 

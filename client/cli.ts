@@ -56,6 +56,8 @@ export function buildCli(): Command {
     .option('--backup <name>', 'database-recovery: the backup to restore')
     .option('--jobs <n>', 'database-recovery: parallel pg_restore jobs', positiveInt('--jobs'))
     .option('--dry-run', 'return the plan and change nothing')
+    .option('--deployments <names>', 'breach-containment, credential-rotation: affected deployments, comma-separated')
+    .option('--rotate-credentials', 'breach-containment: also rotate credentials (a child credential-rotation)')
     .option('--input <json>', 'further input fields as a JSON object')
     .option('--json', 'print the result as JSON')
     .action(async (procedure: string, o: Record<string, string | number | boolean | undefined>) => {
@@ -70,6 +72,14 @@ export function buildCli(): Command {
         ...(o.backup ? { source: { backup: o.backup } } : {}),
         ...(o.jobs ? { jobs: o.jobs } : {}),
         ...(o.dryRun ? { dryRun: true } : {}),
+        ...(o.deployments
+          ? {
+              deployments: String(o.deployments)
+                .split(',')
+                .map((d) => d.trim()),
+            }
+          : {}),
+        ...(o.rotateCredentials ? { rotateCredentials: true } : {}),
       };
       const started = await withClient(String(o.as), (c) => startProcedure(c, procedure, input));
       if (o.json) console.log(JSON.stringify(started));
@@ -124,6 +134,21 @@ export function buildCli(): Command {
       if (o.json) return console.log(JSON.stringify(rows, null, 2));
       if (rows.length === 0) return console.log(o.all ? 'no procedures' : 'no running procedures (--all shows finished ones)');
       for (const r of rows) console.log(`${r.workflowId}  ${r.procedure}  ${r.site}  ${r.status}  ${r.phase}  ${r.incident}  ${r.started}`);
+    });
+
+  program
+    .command('evidence')
+    .description("an incident's evidence store")
+    .command('verify')
+    .description('re-hash every artefact and the manifest of an incident; exit 1 and name the file if anything changed')
+    .argument('<incident>', 'the incident (its evidence path, such as INC-1234)')
+    .option('--root <dir>', "the evidence store's root (default: the profile's security.evidence.root)")
+    .option('--json', 'print as JSON')
+    .action(async (incident: string, o: { root?: string; json?: boolean }) => {
+      const { verifyEvidence, renderVerification } = await import('./evidence.js');
+      const v = await verifyEvidence(incident, o);
+      console.log(o.json ? JSON.stringify(v, null, 2) : renderVerification(v));
+      if (!v.ok) throw new Error(`evidence of ${incident} does not verify: ${[...v.changed, ...v.missing, ...v.unexpected].join(', ')}`);
     });
 
   const sandbox = program

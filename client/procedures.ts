@@ -1,6 +1,6 @@
 // The procedures a person can start, with their workflow type, business ID and input schema.
 import type { z } from 'zod';
-import { connectionCleanupInput, databaseRecoveryInput } from '../workflows/inputs.js';
+import { breachContainmentInput, connectionCleanupInput, credentialRotationInput, databaseRecoveryInput } from '../workflows/inputs.js';
 
 export interface ProcedureDef {
   workflowType: string;
@@ -24,5 +24,17 @@ export const PROCEDURES: Record<string, ProcedureDef> = {
     summary: 'Point-in-Time Recovery: fence writers, safety backup, restore, verify, unfence exactly as before',
     schema: databaseRecoveryInput,
     workflowId: (i) => `db-recovery-${i.site}-${i.incidentId ?? stamp()}`,
+  },
+  'breach-containment': {
+    workflowType: 'breachContainmentWorkflow',
+    summary: 'Suspected Data Breach: capture evidence, isolate, preserve, seal, notify security; release after two security approvals',
+    schema: breachContainmentInput,
+    workflowId: (i) => `breach-${i.site}-${i.incidentId ?? stamp()}`,
+  },
+  'credential-rotation': {
+    workflowType: 'credentialRotationWorkflow',
+    summary: 'Unauthorized Access: rotate api-keys, force password resets, restart consumers; roll back the key if the rollout fails',
+    schema: credentialRotationInput,
+    workflowId: (i) => `credential-rotation-${i.site}-${i.incidentId ?? stamp()}`,
   },
 };

@@ -1,5 +1,5 @@
 // Text rendering of a procedure's status: the journal as a timeline, the open gate, the outcome.
-import type { DatabaseRecoveryReport, JournalEntry } from '../workflows/types.js';
+import type { BreachContainmentReport, CredentialRotationResult, DatabaseRecoveryReport, JournalEntry } from '../workflows/types.js';
 import type { StatusView } from './client.js';
 
 const time = (iso?: string) => (iso ? iso.slice(11, 19) : '        ');
@@ -100,6 +100,7 @@ export function renderReport(v: StatusView): string {
         : []),
     );
   }
+  lines.push(...renderSecurity(v.result));
   lines.push(
     '',
     '## Root Cause',
@@ -111,4 +112,36 @@ export function renderReport(v: StatusView): string {
       : ['1. [ ] [Action description] - [Owner] - [Deadline]']),
   );
   return lines.join('\n');
+}
+
+/** The breach-containment and credential-rotation sections of the report. */
+function renderSecurity(result: unknown): string[] {
+  const b = (result ?? {}) as Partial<BreachContainmentReport>;
+  const c = (b.rotation ?? result ?? {}) as Partial<CredentialRotationResult>;
+  const out: string[] = [];
+  if (b.isolated) {
+    out.push(
+      '',
+      '## Containment',
+      `- **Isolated**: ${b.isolated.deployments.map((d) => `${d.name} (was ×${d.originalReplicas})`).join(', ')} in ${b.namespace}${b.isolated.ingress ? `; ingress ${b.isolated.ingress.name} restricted to ${b.isolated.ingress.current} (was ${b.isolated.ingress.previous ?? 'open'})` : ''}`,
+      `- **Evidence**: ${b.evidence ? `${b.evidence.artefacts} artefacts, ${(b.evidence.bytes / 1e6).toFixed(1)} MB at ${b.evidence.location}; manifest SHA-256 \`${b.evidence.manifestSha256}\` (check: mimir-recovery evidence verify ${b.evidence.incident})` : 'NOT SEALED'}`,
+      ...(b.capture
+        ? [
+            `- **Captured before isolation**: logs of ${b.capture.pods} pods (${b.capture.logFiles} files, ${b.capture.missing} missing), ${b.capture.events} events, ${b.capture.authFailures} failed logins`,
+          ]
+        : []),
+      `- **Security contact notified**: ${b.notified ?? 'NO'}`,
+      `- **Outcome**: ${b.outcome}${b.errors?.length ? `; errors: ${b.errors.join('; ')}` : ''}`,
+    );
+  }
+  if (c.rotationId) {
+    out.push(
+      '',
+      '## Credential rotation',
+      `- **${c.secret}/${c.key}**: ${c.outcome} (fingerprint ${c.previousFingerprint ?? '?'} → ${c.fingerprint ?? '?'}); rollback copy ${c.backup} ${c.backupDeleted ? 'deleted after verification' : 'kept'}`,
+      `- **Password reset forced**: ${c.passwordReset?.touched ?? 0} users active since ${c.passwordReset?.since ?? '?'} (${c.passwordReset?.newlyFlagged ?? 0} newly flagged)`,
+      `- **Restarted**: ${(c.restarted ?? []).map((r) => `${r.name} (revision ${r.revision})`).join(', ') || 'none'}${c.error ? `; error: ${c.error}` : ''}`,
+    );
+  }
+  return out;
 }

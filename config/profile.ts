@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { sourceRange } from '../workflows/lib/validate.js';
 
 const dnsName = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a Kubernetes name (lowercase letters, digits, dashes)');
 const durationText = z.string().regex(/^\d+(ms|s|m|h|d)$/, "must be a duration such as '15m' or '1h'");
@@ -48,6 +49,29 @@ export const siteSchema = z
   })
   .strict();
 
+/** Breach containment and credential rotation (the runbook's "Security Incidents"). */
+export const securitySchema = z
+  .object({
+    internalRange: sourceRange.default('10.0.0.0/8').describe('the allow-list an isolated ingress is restricted to'),
+    contact: z
+      .object({ webhookUrl: envRef.describe('where the security contact is notified (a webhook URL, read from this variable)') })
+      .strict()
+      .optional(),
+    evidence: z.object({ root: pathRef.describe('the evidence store: one directory per incident, on the worker host') }).strict(),
+    approvers: z.array(z.string().min(1)).min(2, 'must list at least two security approvers (release needs two)').optional(),
+    credentials: z
+      .object({
+        secret: dnsName.default('api-keys'),
+        key: z
+          .string()
+          .regex(/^[-._a-zA-Z0-9]+$/, 'must be a secret key such as master-key')
+          .default('master-key'),
+        consumers: z.array(dnsName).min(1, 'must list the deployments that read the secret (restarted after a rotation)'),
+      })
+      .strict(),
+  })
+  .strict();
+
 export const profileSchema = z
   .object({
     name: z.string().min(1),
@@ -61,6 +85,7 @@ export const profileSchema = z
       .strict()
       .default({ approvers: [], escalateAfter: '15m', deadline: '1h' }),
     notify: z.object({ webhookUrl: envRef.optional() }).strict().default({}),
+    security: securitySchema.optional(),
   })
   .strict();
 
@@ -109,5 +134,7 @@ export function missingReferences(profile: Profile, env: NodeJS.ProcessEnv): str
     ),
   ]);
   if (profile.notify.webhookUrl) refs.push(['notify.webhookUrl.env', profile.notify.webhookUrl.env]);
+  if (profile.security?.contact) refs.push(['security.contact.webhookUrl.env', profile.security.contact.webhookUrl.env]);
+  if (typeof profile.security?.evidence.root === 'object') refs.push(['security.evidence.root.env', profile.security.evidence.root.env]);
   return refs.filter(([, v]) => !env[v]).map(([field, v]) => `${field}: environment variable ${v} is not set`);
 }

@@ -36,6 +36,7 @@ export function sandboxEnv(inst: SandboxInstance): Record<string, string> {
     MIMIR_WAL_ARCHIVE_DIR: pgPaths(inst).archive,
     MIMIR_PRIMARY_REPLICATION_URL: replicationUrl(inst),
     MIMIR_PROFILE: SANDBOX_PROFILE,
+    MIMIR_EVIDENCE_DIR: join(inst.stateDir, 'evidence'),
     MIMIR_SANDBOX: inst.name,
     PATH: `${dirname(temporalCli(inst))}:${kubeBinDir(inst)}:${process.env.PATH ?? ''}`,
   };

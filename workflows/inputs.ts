@@ -1,7 +1,7 @@
 // Input schemas of every procedure: the workflow validates with them before its first side effect,
 // and the CLI validates with the same schemas before it starts anything.
 import { z } from 'zod';
-import { duration, procedureInputBase } from './lib/validate.js';
+import { duration, procedureInputBase, sourceRange } from './lib/validate.js';
 
 export const connectionCleanupInput = procedureInputBase
   .extend({
@@ -32,5 +32,48 @@ export const databaseRecoveryInput = procedureInputBase
     jobs: z.number().int().min(1).max(32).default(4),
     dryRun: z.boolean().default(false),
     onFailureDeadline: duration.default('30m'),
+  })
+  .strict();
+
+// Breach containment and credential rotation (the runbook's "Security Incidents").
+const k8sName = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a Kubernetes name such as mimir-api');
+const incidentId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be an incident id such as INC-1234');
+
+export const credentialRotationInput = procedureInputBase
+  .extend({
+    incidentId,
+    /** Default: the profile's security.credentials. */
+    secret: k8sName.optional(),
+    key: z
+      .string()
+      .regex(/^[-._a-zA-Z0-9]+$/, 'must be a secret key such as master-key')
+      .optional(),
+    deployments: z.array(k8sName).min(1, 'must list at least one deployment').optional(),
+    resetUsersActiveWithin: duration.default('24h'),
+    rolloutTimeout: duration.default('5m'),
+  })
+  .strict();
+
+export const breachContainmentInput = procedureInputBase
+  .extend({
+    incidentId,
+    /** The affected deployments (default: the site's). */
+    deployments: z.array(k8sName).min(1, 'must list at least one deployment').optional(),
+    /** The ingress allow-list while isolated (default: the profile's security.internalRange). */
+    allowedSourceRange: sourceRange.optional(),
+    /** Where in the evidence store (default: the incident id). */
+    evidencePath: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}){0,3}$/,
+        "must be a relative path inside the evidence store, such as INC-1234 or 2026/INC-1234 (no '..', not absolute)",
+      )
+      .refine((p) => !p.split('/').includes('..'), "must not contain '..'")
+      .optional(),
+    logConcurrency: z.number().int().min(1).max(64).default(8),
+    dumpJobs: z.number().int().min(1).max(32).default(4),
+    authFailuresWithin: duration.default('1h'),
+    rotateCredentials: z.boolean().default(false),
+    releaseDeadline: duration.default('7d'),
   })
   .strict();

@@ -206,3 +206,74 @@ export interface DatabaseRecoveryReport {
   error?: string;
   journal: JournalEntry[];
 }
+
+// --- Breach containment and credential rotation (the runbook's "Security Incidents") -------------
+
+export interface CredentialRotationInput extends ProcedureInputBase {
+  incidentId: string;
+  /** The secret and key to rotate; default: the profile's security.credentials. */
+  secret?: string;
+  key?: string;
+  /** Deployments that read the secret, restarted after the rotation; default: the profile's consumers. */
+  deployments?: string[];
+  /** Users who logged in within this window must reset their password. Default `24h`. */
+  resetUsersActiveWithin?: string;
+  /** How long each rollout may take before the rotation is rolled back. Default `5m`. */
+  rolloutTimeout?: string;
+}
+
+export interface CredentialRotationResult {
+  outcome: 'rotated' | 'rolled-back';
+  site: string;
+  secret: string;
+  key: string;
+  rotationId: string;
+  /** SHA-256 prefixes of the values, never the values. */
+  fingerprint?: string | null;
+  previousFingerprint?: string | null;
+  /** The rollback copy: kept until the new key is verified (deleted then), kept after a rollback. */
+  backup: string;
+  backupDeleted: boolean;
+  passwordReset: { touched: number; newlyFlagged: number; since: string };
+  restarted: { name: string; revision: number }[];
+  error?: string;
+  journal: JournalEntry[];
+}
+
+export interface BreachContainmentInput extends ProcedureInputBase {
+  incidentId: string;
+  /** The affected deployments; default: the site's. */
+  deployments?: string[];
+  /** The ingress allow-list while isolated; default: the profile's security.internalRange (`10.0.0.0/8`). */
+  allowedSourceRange?: string;
+  /** Where in the evidence store (relative); default: the incident id. */
+  evidencePath?: string;
+  /** Pod logs captured at once (default 8). */
+  logConcurrency?: number;
+  /** pg_dump jobs (default 4). */
+  dumpJobs?: number;
+  /** Window of the authentication-failure query (default `1h`). */
+  authFailuresWithin?: string;
+  /** Also rotate the credentials (a child credential-rotation). */
+  rotateCredentials?: boolean;
+  /** How long the `release` gate waits for the security sign-off before it stays isolated. Default `7d`. */
+  releaseDeadline?: string;
+}
+
+export interface BreachContainmentReport {
+  outcome: 'released' | 'kept-isolated';
+  site: string;
+  incidentId: string;
+  namespace: string;
+  isolated: {
+    deployments: { name: string; originalReplicas: number }[];
+    ingress?: { name: string; previous: string | null; current: string };
+  };
+  evidence?: { incident: string; location: string; manifestSha256: string; artefacts: number; bytes: number };
+  capture?: { pods: number; logFiles: number; missing: number; events: number; authFailures: number };
+  notified?: string;
+  rotation?: CredentialRotationResult;
+  approvals: { gate: string; by: string; comment?: string; at: string }[];
+  errors: string[];
+  journal: JournalEntry[];
+}

@@ -50,6 +50,7 @@ describe('site profiles and worker configuration', () => {
       'sites.primary.database.server.replicationUrl.env: environment variable MIMIR_PRIMARY_REPLICATION_URL is not set',
       'sites.dr.database.url.env: environment variable MIMIR_DR_DATABASE_URL is not set',
       'notify.webhookUrl.env: environment variable MIMIR_NOTIFY_WEBHOOK_URL is not set',
+      'security.contact.webhookUrl.env: environment variable MIMIR_SECURITY_WEBHOOK_URL is not set',
     ]);
   });
 

@@ -73,3 +73,29 @@ export const k8sWait: ActivityOptions = {
     nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
   },
 };
+
+/** Evidence capture (pod logs, a dump into the evidence store, sealing): heartbeats per artefact, so a dead worker is noticed in 20 s. */
+export const evidenceCapture: ActivityOptions = {
+  startToCloseTimeout: '2h',
+  heartbeatTimeout: '20s',
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+  },
+};
+
+/** A rollout whose failure is an answer (a rotation rolls back): waited for once more, then reported. */
+export const k8sRollout: ActivityOptions = {
+  startToCloseTimeout: '15m',
+  heartbeatTimeout: '60s',
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 2,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+  },
+};

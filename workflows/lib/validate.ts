@@ -26,6 +26,20 @@ export const procedureInputBase = z.object({
   approval: z.object({ escalateAfter: duration.optional(), deadline: duration.optional() }).strict().optional(),
 });
 
+const CIDR4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/(3[0-2]|[12]?\d)$/;
+const CIDR6 = /^[0-9a-fA-F:]+\/(12[0-8]|1[01]\d|\d?\d)$/;
+
+/** The CIDRs of a comma-separated list (as the nginx ingress allow-list takes it) that are not CIDRs; empty when all are. */
+export function badCidrs(value: string): string[] {
+  const parts = value.split(',').map((p) => p.trim());
+  return parts.filter((p) => !CIDR4.test(p) && !(p.includes(':') && CIDR6.test(p)));
+}
+
+/** An ingress allow-list: one or more CIDRs, comma-separated, such as 10.0.0.0/8. */
+export const sourceRange = z
+  .string()
+  .refine((v) => badCidrs(v).length === 0, { message: "must be a comma-separated list of CIDRs such as '10.0.0.0/8'" });
+
 /** Validates `input` against `schema`, or fails the workflow with a non-retryable `InvalidInputError`. */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
   const parsed = schema.safeParse(input);
