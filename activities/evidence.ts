@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Profile } from '../config/profile.js';
 import { activityContext } from './context.js';
 import { ConfigError, InvalidInputError, NotFoundError } from './errors.js';
@@ -116,7 +116,10 @@ export class FilesystemEvidenceStore implements EvidenceStore {
   private dirOf(incident: string): string {
     const dir = resolve(this.root, checkIncidentPath('incident', incident));
     const rootReal = existsSync(this.root) ? realpathSync(this.root) : this.root;
-    const real = existsSync(dir) ? realpathSync(dir) : dir;
+    // The deepest part that exists, with its links resolved, then the rest: a link cannot lead out.
+    let existing = dir;
+    while (!existsSync(existing) && existing !== this.root) existing = dirname(existing);
+    const real = existsSync(existing) ? join(realpathSync(existing), relative(existing, dir)) : dir;
     if (!(real === rootReal || real.startsWith(rootReal + sep)) || !(dir + sep).startsWith(this.root + sep)) {
       throw new InvalidInputError(`incident: '${incident}' resolves outside the evidence store ${this.root}`);
     }

@@ -78,6 +78,7 @@ describe('site profiles and worker configuration', () => {
       MIMIR_DR_BACKUP_DIR: '/tmp/b2',
       MIMIR_PRIMARY_DATA_DIR: '/tmp/d',
       MIMIR_WAL_ARCHIVE_DIR: '/tmp/w',
+      MIMIR_EVIDENCE_DIR: '/tmp/e',
       MIMIR_PRIMARY_REPLICATION_URL: 'x',
       TEMPORAL_ADDRESS: '127.0.0.1:7999',
       TEMPORAL_NAMESPACE: 'ops',
