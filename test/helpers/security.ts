@@ -8,9 +8,11 @@ import { sandboxProfile } from './temporal.js';
 export const SECURITY_WEBHOOK_ENV = 'MIMIR_SECURITY_WEBHOOK_URL';
 
 /** The sandbox profile, with a security contact webhook and, optionally, a site on a scratch namespace. */
-export function securityProfile(opts: { scratch?: { namespace: string; deployments: string[]; consumers?: string[] } } = {}): Profile {
+export function securityProfile(
+  opts: { contact?: boolean; scratch?: { namespace: string; deployments: string[]; consumers?: string[] } } = {},
+): Profile {
   const base = sandboxProfile();
-  const security = { ...base.security!, contact: { webhookUrl: { env: SECURITY_WEBHOOK_ENV } } };
+  const security = { ...base.security!, ...(opts.contact !== false ? { contact: { webhookUrl: { env: SECURITY_WEBHOOK_ENV } } } : {}) };
   const sites = { ...base.sites };
   if (opts.scratch) {
     const primary = base.sites.primary!;
