@@ -4,8 +4,11 @@
 import * as k8s from '@kubernetes/client-node';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, renameSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { isAbsolute, join } from 'node:path';
 import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { stringify } from 'yaml';
 import { activityContext } from './context.js';
 import { InvalidInputError, KubernetesApiError, NotFoundError, NotReadyError, PermissionDeniedError } from './errors.js';
@@ -561,7 +564,7 @@ export function createKubernetesActivities(deps: KubeDeps = {}) {
           try {
             const written = existsSync(file)
               ? await sha256File(file)
-              : await streamLog(c, target.namespace, job.pod, job.container, file, tailLines);
+              : await streamLog(c, transport, target.namespace, job.pod, job.container, file, tailLines);
             files.push({ ...written, ...job });
           } catch (e) {
             if (!(e instanceof NotFoundError)) throw e;
@@ -570,7 +573,12 @@ export function createKubernetesActivities(deps: KubeDeps = {}) {
           progress({ captured: files.length, missing: missing.length, of: jobs.length });
         }
       };
-      await Promise.all(Array.from({ length: Math.min(concurrency, jobs.length) }, worker));
+      const transport = await logTransport(c, concurrency);
+      try {
+        await Promise.all(Array.from({ length: Math.min(concurrency, jobs.length) }, worker));
+      } finally {
+        transport?.agent.destroy();
+      }
       files.sort((a, b) => a.file.localeCompare(b.file));
       return { pods: pods.items.length, files, missing };
     },
@@ -835,9 +843,62 @@ export function parseQuantity(field: string, q: string): number {
   return Number(m[1]) * UNITS[m[2] ?? '']!;
 }
 
+/**
+ * A keep-alive TLS transport for a batch of log reads. The client library's `Log` opens a new
+ * connection (and TLS handshake) for every read, which dominates when capturing hundreds of pods;
+ * this one reuses up to `maxSockets` connections. Credentials come from the kubeconfig as the
+ * library applies them; with a proxy or plain HTTP the library's own path is used instead.
+ */
+interface LogTransport {
+  server: string;
+  agent: Agent;
+  headers: Record<string, string>;
+}
+
+async function logTransport(c: Clients, maxSockets: number): Promise<LogTransport | undefined> {
+  const cluster = c.kc.getCurrentCluster();
+  if (!cluster || cluster.proxyUrl || !cluster.server.startsWith('https:')) return undefined;
+  const opts: RequestOptions & { headers?: Record<string, string> } = {};
+  await c.kc.applyToHTTPSOptions(opts);
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets,
+    ca: opts.ca,
+    cert: opts.cert,
+    key: opts.key,
+    pfx: opts.pfx,
+    passphrase: opts.passphrase,
+    servername: opts.servername,
+    ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
+  });
+  return { server: cluster.server, agent, headers };
+}
+
+/** GET a pod's log over the transport: the response stream, or an ApiException with the server's status. */
+function openLog(t: LogTransport, namespace: string, pod: string, container: string, tailLines?: number): Promise<IncomingMessage> {
+  const url = new URL(`${t.server.replace(/\/$/, '')}/api/v1/namespaces/${namespace}/pods/${pod}/log`);
+  url.searchParams.set('container', container);
+  url.searchParams.set('timestamps', 'true');
+  if (tailLines) url.searchParams.set('tailLines', String(tailLines));
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { agent: t.agent, headers: t.headers, signal: activityContext()?.cancellationSignal }, (res) => {
+      if (res.statusCode === 200) return resolve(res);
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => reject(new k8s.ApiException(res.statusCode ?? 500, 'log request failed', body, {})));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** Streams one container's log to `file` (temp file renamed when complete), hashing as it goes. */
 async function streamLog(
   c: Clients,
+  transport: LogTransport | undefined,
   namespace: string,
   pod: string,
   container: string,
@@ -858,15 +919,22 @@ async function streamLog(
       out.end(cb);
     },
   });
-  const done = new Promise<void>((resolve, reject) => {
-    sink.on('finish', resolve);
-    sink.on('error', reject);
-    out.on('error', reject);
-  });
-  await call(`logs of ${namespace}/${pod}/${container}`, () =>
-    c.log.log(namespace, pod, container, sink, { follow: false, timestamps: true, ...(tailLines ? { tailLines } : {}) }),
-  );
-  await done;
+  const what = `logs of ${namespace}/${pod}/${container}`;
+  if (transport) {
+    // Backpressure end to end: the response is read only as fast as the file is written.
+    const res = await call(what, () => openLog(transport, namespace, pod, container, tailLines));
+    await call(what, () => pipeline(res, sink));
+  } else {
+    const done = new Promise<void>((resolve, reject) => {
+      sink.on('finish', resolve);
+      sink.on('error', reject);
+      out.on('error', reject);
+    });
+    await call(what, () =>
+      c.log.log(namespace, pod, container, sink, { follow: false, timestamps: true, ...(tailLines ? { tailLines } : {}) }),
+    );
+    await done;
+  }
   renameSync(tmp, file);
   return { file, bytes, sha256: hash.digest('hex') };
 }
