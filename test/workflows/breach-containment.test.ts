@@ -166,6 +166,19 @@ describe('breach containment', () => {
         assert.deepEqual(changing, [], `nothing is done for ${JSON.stringify(input)}`);
       }
     });
+    // The CLI refuses the same input with the same schema, before it starts anything.
+    const viaCli = await cli([
+      'start',
+      'breach-containment',
+      '--site',
+      'primary',
+      '--incident',
+      'INC-1',
+      '--input',
+      '{"allowedSourceRange":"10.0.0.0/33"}',
+    ]);
+    assert.equal(viaCli.code, 2);
+    assert.match(viaCli.stderr, /invalid input for breach-containment: allowedSourceRange: must be a comma-separated list of CIDRs/);
     assert.equal(await replicas('mimir-api'), apiBefore);
     assert.equal(await allowList(), undefined);
   });
