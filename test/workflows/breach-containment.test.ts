@@ -3,6 +3,7 @@
 // contact notified (a real local receiver), release after two security approvals; then the
 // evidence verifies, and one changed byte makes `evidence verify` fail and name the file.
 import { WorkflowFailedError } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -81,6 +82,9 @@ describe('breach containment', () => {
       await handle.executeUpdate(approveUpdate, { args: [{ gate: 'release', by: 'carol', comment: 'signed off' }] });
       const r = await handle.result();
       report = renderReport({ status: await handle.query(statusQuery), execution: 'COMPLETED', result: r });
+      // Refresh the committed replay history with: MIMIR_RECORD_HISTORY=1 npm test
+      if (process.env.MIMIR_RECORD_HISTORY)
+        writeFileSync('test/replay/histories/breach-containment.json', historyToJSON(await handle.fetchHistory()));
       return r;
     });
 

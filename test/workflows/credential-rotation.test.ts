@@ -1,10 +1,14 @@
 // Credential rotation on the sandbox's real cluster and primary: the new key in the secret, the
 // previous one kept until verified, users active in the window flagged and counted, consumers
 // restarted and ready; and a rollout that cannot complete (a pod quota) restores the previous key.
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { ANNOTATIONS } from '../../activities/kubernetes.js';
+import { renderReport } from '../../client/render.js';
 import type { credentialRotationWorkflow } from '../../workflows/credential-rotation.js';
+import { statusQuery } from '../../workflows/messages.js';
 import type { CredentialRotationInput } from '../../workflows/types.js';
 import { admin, readyPods, scratchNamespace } from '../helpers/kubernetes.js';
 import { fingerprintOf, secretData, securityProfile } from '../helpers/security.js';
@@ -39,7 +43,18 @@ describe('credential rotation', () => {
     const before = await secretData(NS, 'api-keys');
     const replicas = { api: await readyPods(NS, 'app=mimir-api'), worker: await readyPods(NS, 'app=mimir-worker') };
     const w = await testWorker({ profile: securityProfile({ contact: false }) });
-    const result = await w.run(async () => (await start(w, {})).result());
+    let report = '';
+    const result = await w.run(async () => {
+      const handle = await start(w, {});
+      const r = await handle.result();
+      report = renderReport({ status: await handle.query(statusQuery), execution: 'COMPLETED', result: r });
+      // Refresh the committed replay history with: MIMIR_RECORD_HISTORY=1 npm test
+      if (process.env.MIMIR_RECORD_HISTORY)
+        writeFileSync('test/replay/histories/credential-rotation.json', historyToJSON(await handle.fetchHistory()));
+      return r;
+    });
+    assert.match(report, /## Credential rotation/);
+    assert.match(report, new RegExp(`Password reset forced\\*\\*: ${result.passwordReset.touched} users`));
 
     assert.equal(result.outcome, 'rotated');
     const after = await secretData(NS, 'api-keys');
