@@ -818,7 +818,8 @@ function rollbackName(name: string, rotationId: string): string {
   return `${name}-rollback-${rotationId}`.slice(0, 253).replace(/[-.]+$/, '');
 }
 
-function fingerprint(b64: string | undefined): string | null {
+/** A secret value's fingerprint (SHA-256 prefix), which is all a rotation reports of it. */
+export function fingerprint(b64: string | undefined): string | null {
   return b64 ? createHash('sha256').update(Buffer.from(b64, 'base64')).digest('hex').slice(0, 16) : null;
 }
 

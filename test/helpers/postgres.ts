@@ -44,3 +44,14 @@ export async function present(pids: number[]): Promise<number[]> {
     await observer!.end();
   }
 }
+
+/** One statement on the test primary, on its own connection. */
+export async function sql<T extends pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: process.env.MIMIR_PRIMARY_DATABASE_URL });
+  await c.connect();
+  try {
+    return (await c.query<T>(text, params)).rows;
+  } finally {
+    await c.end();
+  }
+}

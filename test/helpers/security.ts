@@ -1,6 +1,5 @@
 // Breach and rotation tests: the sandbox profile with a security contact (a real local receiver),
 // scratch sites pointing at throwaway namespaces, and what a test reads back from the world.
-import { createHash } from 'node:crypto';
 import type { Profile } from '../../config/profile.js';
 import { admin } from './kubernetes.js';
 import { sandboxProfile } from './temporal.js';
@@ -28,11 +27,6 @@ export function securityProfile(
     if (opts.scratch.consumers) security.credentials = { ...security.credentials, consumers: opts.scratch.consumers };
   }
   return { ...base, sites, security };
-}
-
-/** The rotation activity's fingerprint of a secret value (a SHA-256 prefix). */
-export function fingerprintOf(b64: string | undefined): string | null {
-  return b64 ? createHash('sha256').update(Buffer.from(b64, 'base64')).digest('hex').slice(0, 16) : null;
 }
 
 export async function secretData(namespace: string, name: string): Promise<Record<string, string> | undefined> {

@@ -4,25 +4,15 @@
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import pg from 'pg';
-import { ANNOTATIONS } from '../../activities/kubernetes.js';
+import { ANNOTATIONS, fingerprint } from '../../activities/kubernetes.js';
 import { renderReport } from '../../client/render.js';
 import type { credentialRotationWorkflow } from '../../workflows/credential-rotation.js';
 import { statusQuery } from '../../workflows/messages.js';
 import type { CredentialRotationInput } from '../../workflows/types.js';
 import { admin, readyPods, scratchNamespace } from '../helpers/kubernetes.js';
-import { fingerprintOf, secretData, securityProfile } from '../helpers/security.js';
+import { sql } from '../helpers/postgres.js';
+import { secretData, securityProfile } from '../helpers/security.js';
 import { testWorker, uniqueId, type TestWorker } from '../helpers/temporal.js';
-
-async function sql<T extends pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: process.env.MIMIR_PRIMARY_DATABASE_URL });
-  await c.connect();
-  try {
-    return (await c.query<T>(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
 
 function start(w: TestWorker, input: Partial<CredentialRotationInput>) {
   return w.client.workflow.start<typeof credentialRotationWorkflow>('credentialRotationWorkflow', {
@@ -58,8 +48,8 @@ describe('credential rotation', () => {
 
     assert.equal(result.outcome, 'rotated');
     const after = await secretData(NS, 'api-keys');
-    assert.equal(result.fingerprint, fingerprintOf(after!['master-key']), 'the new key is in the secret');
-    assert.equal(result.previousFingerprint, fingerprintOf(before!['master-key']));
+    assert.equal(result.fingerprint, fingerprint(after!['master-key']), 'the new key is in the secret');
+    assert.equal(result.previousFingerprint, fingerprint(before!['master-key']));
     assert.notEqual(after!['master-key'], before!['master-key']);
     assert.equal(Buffer.from(Buffer.from(after!['master-key']!, 'base64').toString(), 'base64').length, 32, '32 random bytes');
     const steps = result.journal.map((e) => `${e.step}:${e.outcome}`);
