@@ -12,13 +12,12 @@ import type { Profile } from '../config/profile.js';
 import { activityContext } from './context.js';
 import { ConfigError, InvalidInputError, NotFoundError } from './errors.js';
 import { sha256File, writeOnce } from './files.js';
+import { EVIDENCE_PATH } from '../workflows/lib/validate.js';
 
 export const MANIFEST = 'manifest.json';
 export const MANIFEST_HASH = 'manifest.sha256';
 /** Where an interrupted writer's temp file or directory is left (files.ts, kubernetes.ts, pg-tools.ts). */
 const PARTIAL = /\.partial(-\d+)?$/;
-/** An incident's place in the store: one or more path segments, never absolute, never `..`. */
-const INCIDENT_PATH = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}){0,3}$/;
 
 export interface Custody {
   incidentId: string;
@@ -77,7 +76,7 @@ export interface EvidenceStore {
 }
 
 export function checkIncidentPath(field: string, incident: unknown): string {
-  if (typeof incident !== 'string' || !INCIDENT_PATH.test(incident) || incident.split('/').some((p) => p === '..' || p === '.')) {
+  if (typeof incident !== 'string' || !EVIDENCE_PATH.test(incident)) {
     throw new InvalidInputError(
       `${field}: '${String(incident)}' is not a path inside the evidence store (relative, such as INC-1234 or 2026/INC-1234; no '..')`,
     );

@@ -1,7 +1,7 @@
 // Input schemas of every procedure: the workflow validates with them before its first side effect,
 // and the CLI validates with the same schemas before it starts anything.
 import { z } from 'zod';
-import { duration, procedureInputBase, sourceRange } from './lib/validate.js';
+import { duration, EVIDENCE_PATH, procedureInputBase, sourceRange } from './lib/validate.js';
 
 export const connectionCleanupInput = procedureInputBase
   .extend({
@@ -64,11 +64,7 @@ export const breachContainmentInput = procedureInputBase
     /** Where in the evidence store (default: the incident id). */
     evidencePath: z
       .string()
-      .regex(
-        /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}){0,3}$/,
-        "must be a relative path inside the evidence store, such as INC-1234 or 2026/INC-1234 (no '..', not absolute)",
-      )
-      .refine((p) => !p.split('/').includes('..'), "must not contain '..'")
+      .regex(EVIDENCE_PATH, "must be a relative path inside the evidence store, such as INC-1234 or 2026/INC-1234 (no '..', not absolute)")
       .optional(),
     logConcurrency: z.number().int().min(1).max(64).default(8),
     dumpJobs: z.number().int().min(1).max(32).default(4),

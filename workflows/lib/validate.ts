@@ -40,6 +40,9 @@ export const sourceRange = z
   .string()
   .refine((v) => badCidrs(v).length === 0, { message: "must be a comma-separated list of CIDRs such as '10.0.0.0/8'" });
 
+/** A place in the evidence store: one to four relative path segments, never absolute, never `..`. */
+export const EVIDENCE_PATH = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}){0,3}$/;
+
 /** Validates `input` against `schema`, or fails the workflow with a non-retryable `InvalidInputError`. */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
   const parsed = schema.safeParse(input);
