@@ -1,6 +1,6 @@
 // The procedures a person can start, with their workflow type, business ID and input schema.
 import type { z } from 'zod';
-import { connectionCleanupInput, databaseRecoveryInput } from '../workflows/inputs.js';
+import { connectionCleanupInput, databaseRecoveryInput, drDrillInput } from '../workflows/inputs.js';
 
 export interface ProcedureDef {
   workflowType: string;
@@ -24,5 +24,11 @@ export const PROCEDURES: Record<string, ProcedureDef> = {
     summary: 'Point-in-Time Recovery: fence writers, safety backup, restore, verify, unfence exactly as before',
     schema: databaseRecoveryInput,
     workflowId: (i) => `db-recovery-${i.site}-${i.incidentId ?? stamp()}`,
+  },
+  'dr-drill': {
+    workflowType: 'drDrillWorkflow',
+    summary: 'DR drill: restore the latest base backup into a scratch cluster, verify, measure RTO/RPO, tear down',
+    schema: drDrillInput,
+    workflowId: (i) => `dr-drill-${i.site}-${i.incidentId ?? stamp()}`,
   },
 };

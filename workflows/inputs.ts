@@ -34,3 +34,6 @@ export const databaseRecoveryInput = procedureInputBase
     onFailureDeadline: duration.default('30m'),
   })
   .strict();
+
+/** A DR drill restores into scratch places only; it takes the common fields and nothing else. */
+export const drDrillInput = procedureInputBase.strict();

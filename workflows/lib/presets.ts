@@ -10,6 +10,7 @@ export const NON_RETRYABLE_ERRORS = [
   'NotFoundError',
   'PermissionDeniedError',
   'SafetyCheckError',
+  'RestoreFailedError',
 ];
 
 /** A short call to the Kubernetes API server. */
@@ -70,6 +71,31 @@ export const k8sWait: ActivityOptions = {
     backoffCoefficient: 2,
     maximumInterval: '30s',
     maximumAttempts: 5,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+  },
+};
+
+/** A DR drill's restore into a scratch cluster: heartbeats every 2 s, so a cancellation reaches it within seconds. */
+export const drillRestore: ActivityOptions = {
+  startToCloseTimeout: '6h',
+  heartbeatTimeout: '10s',
+  retry: {
+    initialInterval: '5s',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    maximumAttempts: 3,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+  },
+};
+
+/** Tearing down a scratch copy (stop a server, delete a directory): retried long, since leaving it behind costs disk. */
+export const scratchTeardown: ActivityOptions = {
+  startToCloseTimeout: '5m',
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 20,
     nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
   },
 };
