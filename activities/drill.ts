@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { BaseBackupInfo } from '../workflows/types.js';
 import { activityContext } from './context.js';
 import { InvalidInputError, NotFoundError, RestoreFailedError } from './errors.js';
-import { tableStats, type TableStats } from './pg-tools.js';
+import { newestCommitAt, publicTables, tableStats, type TableStats } from './pg-tools.js';
 import { asServerOwner, baseBackupDir, listBaseBackups, serverOf, serverRunning } from './pitr.js';
 import { withDatabase } from './postgres.js';
 import { siteOf, type SiteDeps } from './sites.js';
@@ -72,14 +72,6 @@ function freePort(): Promise<number> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const lastCommit = (deps: SiteDeps, site: string, port?: number) =>
-  withDatabase(
-    deps,
-    site,
-    async (c) => (await c.query<{ t: Date | null }>('SELECT (pg_last_committed_xact()).timestamp AS t')).rows[0]!.t?.toISOString() ?? null,
-    port,
-  );
 
 export function createDrillActivities(deps: SiteDeps) {
   const scratchOf = (site: string, drillId: string) => {
@@ -185,7 +177,7 @@ export function createDrillActivities(deps: SiteDeps) {
         }
         await sleep(500);
       }
-      return { port, baseBackup, durationMs: Date.now() - started, lastCommitAt: await lastCommit(deps, site, port) };
+      return { port, baseBackup, durationMs: Date.now() - started, lastCommitAt: await withDatabase(deps, site, newestCommitAt, port) };
     },
 
     /**
@@ -195,19 +187,13 @@ export function createDrillActivities(deps: SiteDeps) {
      */
     async verifyScratch({ site, port }: { site: string; port: number }): Promise<DrillVerification> {
       const restored: Record<string, TableStats> = await withDatabase(deps, site, (c) => tableStats(c), port);
-      const restoredLastCommitAt = await lastCommit(deps, site, port);
+      const restoredLastCommitAt = await withDatabase(deps, site, newestCommitAt, port);
       const { primary, primaryLastCommitAt } = await withDatabase(deps, site, async (c) => {
-        const { rows } = await c.query<{ name: string }>(
-          `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1`,
-        );
         const counts: Record<string, number> = {};
-        for (const { name } of rows) {
-          const ident = `"${name.replaceAll('"', '""')}"`;
+        for (const { name, ident } of await publicTables(c)) {
           counts[name] = Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM public.${ident}`)).rows[0]!.n);
         }
-        const t = (await c.query<{ t: Date | null }>('SELECT (pg_last_committed_xact()).timestamp AS t')).rows[0]!.t;
-        return { primary: counts, primaryLastCommitAt: t?.toISOString() ?? null };
+        return { primary: counts, primaryLastCommitAt: await newestCommitAt(c) };
       });
       const missingTables = Object.keys(primary).filter((t) => !(t in restored));
       const emptyTables = Object.keys(primary).filter((t) => primary[t]! > 0 && restored[t]?.rows === 0);

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { dirname, join } from 'node:path';
 import { ConfigError, InvalidInputError, NotFoundError, NotReadyError, PermissionDeniedError } from './errors.js';
 import { activityContext } from './context.js';
-import { backupDirOf, pgEnv, runTool } from './pg-tools.js';
+import { backupDirOf, newestCommitAt, pgEnv, runTool } from './pg-tools.js';
 import { withDatabase } from './postgres.js';
 import { siteOf, type SiteDeps } from './sites.js';
 import type { BaseBackupInfo, PointInTimePlan } from '../workflows/types.js';
@@ -225,10 +225,7 @@ export function createPitrActivities(deps: SiteDeps) {
         if (!state.recovering) break;
         await new Promise((r) => setTimeout(r, 500));
       }
-      const lastCommitAt = await withDatabase(deps, site, async (c) => {
-        const { rows } = await c.query<{ t: Date | null }>('SELECT (pg_last_committed_xact()).timestamp AS t');
-        return rows[0]!.t?.toISOString() ?? null;
-      });
+      const lastCommitAt = await withDatabase(deps, site, newestCommitAt);
       return { baseBackup, targetTime: target.iso, lastCommitAt, previousDataDir: aside, durationMs: Date.now() - started };
     },
   };

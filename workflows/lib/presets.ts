@@ -75,10 +75,13 @@ export const k8sWait: ActivityOptions = {
   },
 };
 
-/** A DR drill's restore into a scratch cluster: heartbeats every 2 s, so a cancellation reaches it within seconds. */
+/**
+ * A DR drill's restore into a scratch cluster: it heartbeats every 2 s or faster, and the SDK sends
+ * heartbeats (and so learns of a cancellation) at most every 0.8 x heartbeatTimeout: 4 s here.
+ */
 export const drillRestore: ActivityOptions = {
   startToCloseTimeout: '6h',
-  heartbeatTimeout: '10s',
+  heartbeatTimeout: '5s',
   retry: {
     initialInterval: '5s',
     backoffCoefficient: 2,
