@@ -10,6 +10,11 @@
 // cluster runs as the server's owner next to its data directory (`<dataDir>.drill-<id>`, same disk,
 // same permissions), on a free local port with its own socket directory and with archiving off, so it
 // can never write into the production archive; it only reads the archive through `restore_command`.
+//
+// No scratch Kubernetes namespace: creating and deleting namespaces (`mimir-drill-<id>`) and
+// deployments in them needs cluster-wide `create`/`delete` on namespaces (RBAC cannot limit either to
+// a name prefix), which would let the worker delete `mimir-production`. deploy/rbac.yaml refuses that
+// on purpose, and what a drill must prove (the data comes back, how fast, how fresh) is all here.
 import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';

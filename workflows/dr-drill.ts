@@ -43,12 +43,14 @@ export async function drDrillWorkflow(rawInput: DrDrillInput): Promise<DrDrillRe
   // The scratch place is named after this run: a second run never shares it, a retry finds it.
   const drillId = wf.runId.replaceAll('-', '').slice(0, 12);
 
-  const site = await proc.resolveSite();
-  proc.phase = 'running';
   let plan: DrillPlan | undefined;
   let failure: unknown;
   let verified: { at: number; v: DrillVerification } | undefined;
+  // Every failure, from an unknown site on, ends here: a drill that cannot run notifies like one that fails.
+  const site = { name: input.site };
   try {
+    await proc.resolveSite();
+    proc.phase = 'running';
     plan = await journal.step(
       'plan',
       `Find the latest base backup of ${site.name} and a scratch place for it`,

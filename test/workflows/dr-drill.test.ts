@@ -195,19 +195,24 @@ describe('DR drill (restore the latest base backup into a scratch cluster)', () 
     }
   });
 
-  it('a drill that cannot restore fails visibly and notifies (a site without a server to drill on)', async () => {
+  it('a drill that cannot run fails visibly and notifies (a site without a server to drill on, an unknown site)', async () => {
     const receiver = await startReceiver();
     try {
       const w = await testWorker({
         profile: sandboxProfile({ notify: { webhookUrl: { env: 'MIMIR_NOTIFY_WEBHOOK_URL' } } }),
         env: { MIMIR_NOTIFY_WEBHOOK_URL: receiver.url },
       });
-      const err = await w.run(async () => (await start(w, { site: 'dr' })).result().catch((e: unknown) => e));
+      const [err, unknown] = await w.run(async () => {
+        const fail = async (site: string) => (await start(w, { site })).result().catch((e: unknown) => e);
+        return [await fail('dr'), await fail('nowhere')];
+      });
       assert.ok(err instanceof WorkflowFailedError);
       assert.match(rootMessage(err), /sites\.dr\.database\.server: not configured/);
-      assert.equal(receiver.received.length, 1);
       assert.match(String(receiver.received[0]!.subject), /DR drill on dr FAILED/);
       assert.match(String(receiver.received[0]!.text), /failed: sites\.dr\.database\.server: not configured/);
+      assert.match(rootMessage(unknown), /site: 'nowhere' is not defined in profile 'mimir-sandbox'/);
+      assert.equal(receiver.received.length, 2, 'one notification per failed drill; one that cannot even resolve its site notifies too');
+      assert.match(String(receiver.received[1]!.subject), /DR drill on nowhere FAILED/);
     } finally {
       await receiver.close();
     }
