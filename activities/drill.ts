@@ -156,6 +156,12 @@ export function createDrillActivities(deps: SiteDeps) {
             `shared_buffers = '32MB'`,
             `restore_command = 'cp "${walArchive}/%f" "%p"'`,
             `recovery_target_timeline = 'latest'`,
+            // Replay to the end of the archive: a target an earlier point-in-time recovery left in the
+            // server's own postgresql.auto.conf (copied with the base backup) must not apply here.
+            ...['recovery_target', 'recovery_target_time', 'recovery_target_xid', 'recovery_target_lsn', 'recovery_target_name'].map(
+              (k) => `${k} = ''`,
+            ),
+            `recovery_target_action = 'promote'`,
             '',
           ].join('\n'),
         );

@@ -2,11 +2,12 @@
 // restored into a scratch PostgreSQL cluster, verified, measured and torn down; from a Temporal
 // Schedule through the real CLI, cancelled mid-restore, over its objectives, failing, and with bad input.
 import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { createActivities } from '../../activities/index.js';
 import type { DrillSchedule } from '../../client/drills.js';
@@ -57,6 +58,18 @@ describe('DR drill (restore the latest base backup into a scratch cluster)', () 
     await mock.run(acts.baseBackup, { site: 'primary', name: uniqueId('drill-base') });
     // A commit after the base backup, so the restore has WAL to replay and a newest commit to compare.
     await primary((c) => c.query(`UPDATE articles SET title = title WHERE id = (SELECT min(id) FROM articles)`));
+  });
+
+  it('every drill command has --help', async () => {
+    for (const cmd of ['schedule', 'pause', 'unpause', 'trigger', 'list', 'delete']) {
+      const r = await cli(['drill', cmd, '--help']);
+      assert.equal(r.code, 0, `drill ${cmd} --help: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^Usage: mimir-recovery drill ${cmd}`));
+    }
+    assert.match(
+      (await cli(['drill', 'schedule', '--site', 'primary', '--cron', '0 3 * * *', '--overlap', 'sometimes'])).stderr,
+      /Allowed choices are skip, buffer-one/,
+    );
   });
 
   it('refuses bad input before any change: no activity is scheduled, every bad field is named', async () => {
@@ -181,7 +194,16 @@ describe('DR drill (restore the latest base backup into a scratch cluster)', () 
         profile: sandboxProfile({ notify: { webhookUrl: { env: 'MIMIR_NOTIFY_WEBHOOK_URL' } }, objectives: { rto: '1ms', rpo: '1h' } }),
         env: { MIMIR_NOTIFY_WEBHOOK_URL: receiver.url },
       });
-      const result = await w.run(async () => (await start(w)).result());
+      const result = await w.run(async () => {
+        const handle = await start(w);
+        const r = await handle.result();
+        const history = historyToJSON(await handle.fetchHistory());
+        const password = new URL(process.env.MIMIR_PRIMARY_DATABASE_URL!).password;
+        assert.ok(password.length > 8 && !history.includes(password), 'the database password never enters workflow history');
+        // Refresh the committed replay history with: MIMIR_RECORD_HISTORY=1 npx mocha test/workflows/dr-drill.test.ts
+        if (process.env.MIMIR_RECORD_HISTORY) writeFileSync('test/replay/histories/dr-drill.json', history);
+        return r;
+      });
       assert.equal(result.outcome, 'missed-objectives');
       assert.equal(result.missed.length, 1);
       assert.match(result.missed[0]!, /^RTO [\d.]+s is over the objective 1ms$/);
