@@ -70,12 +70,12 @@ async function main() {
     const lsn0 = (await primary.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;
     await primary.query(`CREATE TABLE bench_drill_ballast AS SELECT g, repeat('x', 300) AS pad FROM generate_series(1, 400000) g`);
     await primary.query('DROP TABLE bench_drill_ballast');
-    const { rows } = await primary.query<{ b: string; l: string }>(
-      `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text AS b, pg_current_wal_lsn()::text AS l`,
+    const { rows } = await primary.query<{ b: string; t: Date }>(
+      `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text AS b, (pg_last_committed_xact()).timestamp AS t`,
       [lsn0],
     );
     await primary.query('SELECT pg_switch_wal()');
-    return { bytes: Number(rows[0]!.b), endLsn: rows[0]!.l };
+    return { bytes: Number(rows[0]!.b), lastCommit: rows[0]!.t };
   });
   await primary.end();
   await new Promise((r) => setTimeout(r, 3000)); // let the archiver copy the last segment
@@ -95,14 +95,15 @@ async function main() {
       `-c archive_mode=off`,
       `-c hot_standby=off`,
       `-c restore_command='cp ${process.env.MIMIR_WAL_ARCHIVE_DIR}/%f %p'`,
+      `-c recovery_target_time=''`, // the end of the archive, whatever target an earlier recovery left in auto.conf
     ].join(' ');
     await asPostgres('pg_ctl', ['start', '-w', '-t', '3600', '-D', rawDir, '-l', `${rawDir}.log`, '-o', opts]);
   });
-  // The raw restore must have replayed the WAL written above, or its time means nothing.
+  // The raw restore must have replayed the WAL written above (its newest commit, the DROP), or its time means nothing.
   const rawReplayedAll = await (async () => {
     const c = new pg.Client({ connectionString: process.env.MIMIR_PRIMARY_DATABASE_URL, port, host: '127.0.0.1' });
     await c.connect();
-    const { rows } = await c.query<{ ok: boolean }>('SELECT pg_current_wal_lsn() >= $1::pg_lsn AS ok', [wal.value.endLsn]);
+    const { rows } = await c.query<{ ok: boolean }>('SELECT (pg_last_committed_xact()).timestamp >= $1 AS ok', [wal.value.lastCommit]);
     await c.end();
     return rows[0]!.ok;
   })();
