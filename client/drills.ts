@@ -86,9 +86,12 @@ async function withSchedule<T>(
 export const pauseDrills = (c: MimirClient, site: string, note: string) => withSchedule(c, site, (h) => h.pause(note));
 export const unpauseDrills = (c: MimirClient, site: string, note: string) => withSchedule(c, site, (h) => h.unpause(note));
 export const deleteDrills = (c: MimirClient, site: string) => withSchedule(c, site, (h) => h.delete());
-/** Starts a drill now (the schedule's overlap policy applies unless `overlap` overrides it). */
+/**
+ * Starts a drill now. The schedule's own overlap policy applies unless `overlap` overrides it (the
+ * SDK's default for a trigger would be allow-all: a second drill beside a running one).
+ */
 export const triggerDrill = (c: MimirClient, site: string, overlap?: string) =>
-  withSchedule(c, site, (h) => h.trigger(overlap ? overlapOf(overlap) : undefined));
+  withSchedule(c, site, async (h) => h.trigger(overlap ? overlapOf(overlap) : (await h.describe()).policies.overlap));
 
 export interface DrillRun {
   workflowId: string;
