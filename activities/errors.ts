@@ -50,3 +50,8 @@ export class KubernetesApiError extends Error {
 export class NotReadyError extends Error {
   override name = 'NotReadyError';
 }
+
+/** A restore whose server would not come up from the backup (WAL missing, backup damaged): no retry fixes it. */
+export class RestoreFailedError extends Error {
+  override name = 'RestoreFailedError';
+}

@@ -1,5 +1,6 @@
 // createActivities(deps): every activity, with its dependencies injected (Temporal samples' pattern).
 import type { Profile } from '../config/profile.js';
+import { createDrillActivities } from './drill.js';
 import { createKubernetesActivities } from './kubernetes.js';
 import { createNotifyActivities } from './notify.js';
 import { createPgToolsActivities } from './pg-tools.js';
@@ -27,6 +28,7 @@ export function createActivities(deps: ActivityDeps) {
     /** The security contact (breach containment): its own webhook if the profile names one, else the general one. */
     notifySecurity: createNotifyActivities({ webhookUrl: deps.env[deps.profile.security?.contact?.webhookUrl.env ?? webhookRef ?? ''] })
       .notify,
+    ...createDrillActivities(deps),
   };
 }
 

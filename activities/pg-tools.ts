@@ -124,15 +124,25 @@ function checkBackupName(field: string, name: unknown): string {
   return name;
 }
 
-/** Row counts and checksums of every table of the public schema, in the client's current snapshot. */
-export async function tableStats(client: pg.Client): Promise<Record<string, TableStats>> {
-  const { rows: tables } = await client.query<{ name: string }>(
+/** The tables of the public schema, each with its quoted identifier. */
+export async function publicTables(client: pg.Client): Promise<{ name: string; ident: string }[]> {
+  const { rows } = await client.query<{ name: string }>(
     `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1`,
   );
+  return rows.map(({ name }) => ({ name, ident: `"${name.replaceAll('"', '""')}"` }));
+}
+
+/** The time of the newest commit the server knows of (needs track_commit_timestamp), or null. */
+export async function newestCommitAt(client: pg.Client): Promise<string | null> {
+  const { rows } = await client.query<{ t: Date | null }>('SELECT (pg_last_committed_xact()).timestamp AS t');
+  return rows[0]!.t?.toISOString() ?? null;
+}
+
+/** Row counts and checksums of every table of the public schema, in the client's current snapshot. */
+export async function tableStats(client: pg.Client): Promise<Record<string, TableStats>> {
   const out: Record<string, TableStats> = {};
-  for (const { name } of tables) {
-    const ident = `"${name.replaceAll('"', '""')}"`;
+  for (const { name, ident } of await publicTables(client)) {
     const { rows } = await client.query<{ rows: string; checksum: string }>(
       `SELECT count(*) AS rows, coalesce(sum(hashtextextended(t::text, 0)), 0)::text AS checksum FROM public.${ident} t`,
     );
@@ -183,7 +193,7 @@ export function createPgToolsActivities(deps: SiteDeps) {
         await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         const snapshot = (await c.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0]!.s;
         const tables = await tableStats(c);
-        const last = await c.query<{ t: Date | null }>(`SELECT (pg_last_committed_xact()).timestamp AS t`);
+        const last = await newestCommitAt(c);
         let dumped = 0;
         await runTool(
           'pg_dump',
@@ -194,7 +204,7 @@ export function createPgToolsActivities(deps: SiteDeps) {
           },
         );
         await c.query('COMMIT');
-        return { tables, lastCommitAt: last.rows[0]!.t?.toISOString() ?? null };
+        return { tables, lastCommitAt: last };
       });
       renameSync(tmp, target);
       const files = await Promise.all(

@@ -7,14 +7,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { dirname, join } from 'node:path';
 import { ConfigError, InvalidInputError, NotFoundError, NotReadyError, PermissionDeniedError } from './errors.js';
 import { activityContext } from './context.js';
-import { backupDirOf, pgEnv, runTool } from './pg-tools.js';
+import { backupDirOf, newestCommitAt, pgEnv, runTool } from './pg-tools.js';
 import { withDatabase } from './postgres.js';
 import { siteOf, type SiteDeps } from './sites.js';
 import type { BaseBackupInfo, PointInTimePlan } from '../workflows/types.js';
 
 const WAL_FILE = /^[0-9A-F]{24}$/;
 
-function serverOf(deps: SiteDeps, site: string) {
+export function serverOf(deps: SiteDeps, site: string) {
   const server = siteOf(deps, site).database.server;
   if (!server) throw new ConfigError(`sites.${site}.database.server: not configured, so point-in-time recovery cannot run on this site`);
   const path = (field: string, ref: string | { env: string }) => {
@@ -32,12 +32,12 @@ function serverOf(deps: SiteDeps, site: string) {
 }
 
 /** Runs a server-side tool as the owner of the data directory (`postgres` when the worker is root). */
-async function asServerOwner(toolName: string, args: string[]) {
+export async function asServerOwner(toolName: string, args: string[]) {
   const bin = join((await execa('pg_config', ['--bindir'])).stdout.trim(), toolName);
   return process.getuid?.() === 0 ? execa('runuser', ['-u', 'postgres', '--', bin, ...args]) : execa(bin, args);
 }
 
-async function serverRunning(dataDir: string): Promise<boolean> {
+export async function serverRunning(dataDir: string): Promise<boolean> {
   if (!existsSync(join(dataDir, 'PG_VERSION'))) return false;
   return asServerOwner('pg_ctl', ['status', '-D', dataDir]).then(
     () => true,
@@ -59,17 +59,21 @@ function parseTarget(value: unknown): { ms: number; iso: string } {
   return { ms, iso: new Date(ms).toISOString() };
 }
 
-export function createPitrActivities(deps: SiteDeps) {
-  const baseDir = (site: string) => join(backupDirOf(deps, site), 'base');
+/** Where the site's base backups are kept: the `base/` subdirectory of its backup store. */
+export const baseBackupDir = (deps: SiteDeps, site: string) => join(backupDirOf(deps, site), 'base');
 
-  function listBaseBackups(site: string): BaseBackupInfo[] {
-    const dir = baseDir(site);
-    if (!existsSync(dir)) return [];
-    return readdirSync(dir)
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as BaseBackupInfo)
-      .sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
-  }
+/** The site's complete base backups (those with their info file), oldest first. */
+export function listBaseBackups(deps: SiteDeps, site: string): BaseBackupInfo[] {
+  const dir = baseBackupDir(deps, site);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as BaseBackupInfo)
+    .sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
+}
+
+export function createPitrActivities(deps: SiteDeps) {
+  const baseDir = (site: string) => baseBackupDir(deps, site);
 
   return {
     /** pg_basebackup of the site's server into the backup store (written once, under a temporary name until complete). */
@@ -104,7 +108,7 @@ export function createPitrActivities(deps: SiteDeps) {
       const { walArchive } = serverOf(deps, site);
       if (target.ms > Date.now())
         throw new InvalidInputError(`source.targetTime: ${target.iso} is in the future (now ${new Date().toISOString()})`);
-      const bases = listBaseBackups(site);
+      const bases = listBaseBackups(deps, site);
       if (bases.length === 0) throw new NotFoundError(`source.targetTime: site ${site} has no base backup to replay from; take one first`);
       const base = bases.filter((b) => Date.parse(b.finishedAt) <= target.ms).at(-1);
       if (!base)
@@ -221,10 +225,7 @@ export function createPitrActivities(deps: SiteDeps) {
         if (!state.recovering) break;
         await new Promise((r) => setTimeout(r, 500));
       }
-      const lastCommitAt = await withDatabase(deps, site, async (c) => {
-        const { rows } = await c.query<{ t: Date | null }>('SELECT (pg_last_committed_xact()).timestamp AS t');
-        return rows[0]!.t?.toISOString() ?? null;
-      });
+      const lastCommitAt = await withDatabase(deps, site, newestCommitAt);
       return { baseBackup, targetTime: target.iso, lastCommitAt, previousDataDir: aside, durationMs: Date.now() - started };
     },
   };

@@ -12,10 +12,15 @@ export const APPLICATION_NAME = 'mimir-recovery';
 /** SQLSTATEs that no retry fixes: wrong password, no such role, no such database. */
 const CONFIG_CODES = new Set(['28P01', '28000', '3D000']);
 
-/** Runs `fn` with a connected client to the site's database, closing it afterwards. */
-export async function withDatabase<T>(deps: SiteDeps, site: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with a connected client to the site's database, closing it afterwards. With `port`, the
+ * same database and credentials on another local server (a DR drill's scratch copy of it).
+ */
+export async function withDatabase<T>(deps: SiteDeps, site: string, fn: (client: pg.Client) => Promise<T>, port?: number): Promise<T> {
+  const url = new URL(databaseUrlOf(deps, site));
+  if (port !== undefined) Object.assign(url, { hostname: '127.0.0.1', port: String(port) });
   const client = new pg.Client({
-    connectionString: databaseUrlOf(deps, site),
+    connectionString: url.toString(),
     application_name: APPLICATION_NAME,
     connectionTimeoutMillis: 10_000,
     statement_timeout: 20_000,

@@ -3,6 +3,16 @@ import { Command, CommanderError, Option } from 'commander';
 import { userInfo } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { connect, decide, list, startProcedure, status, UsageError, type MimirClient } from './client.js';
+import {
+  deleteDrills,
+  drillScheduleId,
+  listDrills,
+  OVERLAP_POLICIES,
+  pauseDrills,
+  scheduleDrill,
+  triggerDrill,
+  unpauseDrills,
+} from './drills.js';
 import { PROCEDURES } from './procedures.js';
 import { renderReport, renderStatus } from './render.js';
 
@@ -199,7 +209,86 @@ export function buildCli(): Command {
       const { sandboxInstance, sandboxStatus } = await import('../sandbox/index.js');
       for (const [k, v] of Object.entries(await sandboxStatus(sandboxInstance()))) console.log(`${k.padEnd(16)} ${v}`);
     });
+  addDrillCommands(program);
   return program;
+}
+
+/** `mimir-recovery drill ...`: DR drills on a Temporal Schedule (client/drills.ts). */
+function addDrillCommands(program: Command) {
+  const drill = program.command('drill').description('DR drills on a Temporal Schedule (one per site: dr-drill-<site>)');
+  const site = () => new Option('--site <site>', 'the site whose backups are drilled').default('primary');
+  drill
+    .command('schedule')
+    .description("create or update the site's drill schedule")
+    .requiredOption('--cron <expr>', "cron expression, such as '0 3 * * *'")
+    .addOption(
+      new Option('--overlap <policy>', 'when a drill is still running at the next time')
+        .choices(Object.keys(OVERLAP_POLICIES))
+        .default('skip'),
+    )
+    .option('--timezone <tz>', 'time zone of the cron expression (default UTC)')
+    .addOption(site())
+    .option('--as <person>', "who schedules it (recorded as the drills' requester)", defaultActor())
+    .action(async (o: { cron: string; overlap: string; timezone?: string; site: string; as: string }) => {
+      const r = await withClient(o.as, (c) => scheduleDrill(c, { ...o, requestedBy: o.as }));
+      console.log(
+        `${r.created ? 'created' : 'updated'} schedule ${r.scheduleId}; next runs: ${r.nextRuns.slice(0, 3).join(', ') || 'none'}`,
+      );
+    });
+  for (const [name, text] of [
+    ['pause', "pause the site's drill schedule"],
+    ['unpause', "unpause the site's drill schedule"],
+  ] as const) {
+    drill
+      .command(name)
+      .description(text)
+      .addOption(site())
+      .option('--note <text>', 'why (shown in the schedule)')
+      .option('--as <person>', 'who', defaultActor())
+      .action(async (o: { site: string; note?: string; as: string }) => {
+        const note = o.note ?? `${name}d by ${o.as}`;
+        await withClient(o.as, (c) => (name === 'pause' ? pauseDrills(c, o.site, note) : unpauseDrills(c, o.site, note)));
+        console.log(`${name}d schedule ${drillScheduleId(o.site)}`);
+      });
+  }
+  drill
+    .command('trigger')
+    .description("run a drill now from the site's schedule")
+    .addOption(site())
+    .addOption(new Option('--overlap <policy>', 'override the overlap policy for this run').choices(Object.keys(OVERLAP_POLICIES)))
+    .action(async (o: { site: string; overlap?: string }) => {
+      await withClient(defaultActor(), (c) => triggerDrill(c, o.site, o.overlap));
+      console.log(`triggered schedule ${drillScheduleId(o.site)}; see: mimir-recovery drill list`);
+    });
+  drill
+    .command('list')
+    .description('the drill schedules with their recent runs and results')
+    .option('--site <site>', 'only this site')
+    .option('--json', 'print as JSON')
+    .action(async (o: { site?: string; json?: boolean }) => {
+      const rows = await withClient(defaultActor(), (c) => listDrills(c, o));
+      if (o.json) return console.log(JSON.stringify(rows, null, 2));
+      if (rows.length === 0) return console.log('no drill schedules (mimir-recovery drill schedule --cron ... creates one)');
+      for (const s of rows) {
+        console.log(
+          `${s.scheduleId}  cron '${s.cron}'  overlap ${s.overlap}  ${s.paused ? `PAUSED (${s.note})` : 'active'}  next ${s.nextRuns[0] ?? '-'}`,
+        );
+        for (const r of s.recentRuns) {
+          const result = r.outcome
+            ? `${r.outcome}  RTO ${r.rtoSeconds}s  RPO ${r.rpoSeconds}s${r.missed?.length ? `  (${r.missed.join('; ')})` : ''}`
+            : (r.failure ?? '');
+          console.log(`  ${r.scheduledAt}  ${r.workflowId}  ${r.status}  ${result}`);
+        }
+      }
+    });
+  drill
+    .command('delete')
+    .description("delete the site's drill schedule (runs already started go on)")
+    .addOption(site())
+    .action(async (o: { site: string }) => {
+      await withClient(defaultActor(), (c) => deleteDrills(c, o.site));
+      console.log(`deleted schedule ${drillScheduleId(o.site)}`);
+    });
 }
 
 export async function main(argv: string[]): Promise<number> {

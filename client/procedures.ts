@@ -1,6 +1,12 @@
 // The procedures a person can start, with their workflow type, business ID and input schema.
 import type { z } from 'zod';
-import { breachContainmentInput, connectionCleanupInput, credentialRotationInput, databaseRecoveryInput } from '../workflows/inputs.js';
+import {
+  breachContainmentInput,
+  connectionCleanupInput,
+  credentialRotationInput,
+  databaseRecoveryInput,
+  drDrillInput,
+} from '../workflows/inputs.js';
 
 export interface ProcedureDef {
   workflowType: string;
@@ -36,5 +42,11 @@ export const PROCEDURES: Record<string, ProcedureDef> = {
     summary: 'Unauthorized Access: rotate api-keys, force password resets, restart consumers; roll back the key if the rollout fails',
     schema: credentialRotationInput,
     workflowId: (i) => `credential-rotation-${i.site}-${i.incidentId ?? stamp()}`,
+  },
+  'dr-drill': {
+    workflowType: 'drDrillWorkflow',
+    summary: 'DR drill: restore the latest base backup into a scratch cluster, verify, measure RTO/RPO, tear down',
+    schema: drDrillInput,
+    workflowId: (i) => `dr-drill-${i.site}-${i.incidentId ?? stamp()}`,
   },
 };

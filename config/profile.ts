@@ -86,6 +86,8 @@ export const profileSchema = z
       .default({ approvers: [], escalateAfter: '15m', deadline: '1h' }),
     notify: z.object({ webhookUrl: envRef.optional() }).strict().default({}),
     security: securitySchema.optional(),
+    /** Recovery objectives a DR drill is measured against: RTO (drill start to verified serving), RPO (data not in the restore). */
+    objectives: z.object({ rto: durationText, rpo: durationText }).strict().default({ rto: '1h', rpo: '15m' }),
   })
   .strict();
 

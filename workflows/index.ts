@@ -3,3 +3,4 @@ export { connectionCleanupWorkflow } from './remediation.js';
 export { databaseRecoveryWorkflow } from './database-recovery.js';
 export { breachContainmentWorkflow } from './breach-containment.js';
 export { credentialRotationWorkflow } from './credential-rotation.js';
+export { drDrillWorkflow } from './dr-drill.js';

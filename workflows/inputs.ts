@@ -73,3 +73,5 @@ export const breachContainmentInput = procedureInputBase
     releaseDeadline: duration.default('7d'),
   })
   .strict();
+/** A DR drill restores into scratch places only; it takes the common fields and nothing else. */
+export const drDrillInput = procedureInputBase.strict();

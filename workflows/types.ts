@@ -277,3 +277,25 @@ export interface BreachContainmentReport {
   errors: string[];
   journal: JournalEntry[];
 }
+
+// --- DR drill (prove recoverability without touching production) -----------------------------------
+
+export type DrDrillInput = ProcedureInputBase;
+
+export interface DrDrillResult {
+  /** `passed`: restored, verified, within both objectives. `missed-objectives`: restored and verified, too slow or too stale. */
+  outcome: 'passed' | 'missed-objectives';
+  site: string;
+  drillId: string;
+  baseBackup: { name: string; finishedAt: string };
+  /** Drill start to the restore verified serving, in seconds. */
+  rtoSeconds: number;
+  /** The primary's newest commit minus the restore's newest commit, in seconds. */
+  rpoSeconds: number;
+  objectives: { rto: string; rpo: string };
+  /** The objectives missed, in words; empty when passed. */
+  missed: string[];
+  verification: { tables: number; rows: Record<string, { restored: number; primaryNow: number }>; restoredLastCommitAt: string | null };
+  teardown: { scratchDir: string; stopped: boolean; removed: boolean };
+  journal: JournalEntry[];
+}

@@ -2,7 +2,7 @@
 // validator refuses at once (wrong person, requester approving own request, gate not open). An
 // unanswered gate escalates (a notification) and, at its hard deadline, is rejected by default.
 import { condition, setHandler } from '@temporalio/workflow';
-import { approveUpdate, rejectUpdate, retryUpdate } from '../messages.js';
+import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, retryUpdate } from '../messages.js';
 import type { DecisionRequest, DecisionResult, GateView } from '../types.js';
 import type { Journal } from './journal.js';
 import { durationMs } from './validate.js';
@@ -51,6 +51,8 @@ export class ApprovalGates {
     setHandler(approveUpdate, (req) => this.decide('approve', req), { validator: (req) => this.validate('approve', req) });
     setHandler(rejectUpdate, (req) => this.decide('reject', req), { validator: (req) => this.validate('reject', req) });
     setHandler(retryUpdate, (req) => this.decide('retry', req), { validator: (req) => this.validate('retry', req) });
+    setHandler(approveSignal, (req) => this.signalled('approve', req));
+    setHandler(rejectSignal, (req) => this.signalled('reject', req));
   }
 
   get open(): GateView | undefined {
@@ -145,6 +147,21 @@ export class ApprovalGates {
         `approve: '${by}' has already approved gate '${open.name}'; ${open.required - open.approvals.length} more needed from others`,
       );
     }
+  }
+
+  /** A decision sent as a signal: the same rules as the Update; refused, it changes nothing and is journaled as refused. */
+  private signalled(decision: 'approve' | 'reject', req: DecisionRequest): void {
+    try {
+      this.validate(decision, req);
+    } catch (err) {
+      const by = typeof req?.by === 'string' && req.by.trim() !== '' ? req.by.trim() : 'unknown';
+      const message = (err as Error).message;
+      const entry = this.journal.open(`refused:${decision}`, `Refused ${decision} signal from ${by}: ${message}`, by);
+      entry.error = message;
+      this.journal.close(entry, 'skipped', { signal: `${decision}Signal`, gate: req?.gate ?? null });
+      return;
+    }
+    this.decide(decision, req);
   }
 
   private decide(decision: Decision, req: DecisionRequest): DecisionResult {

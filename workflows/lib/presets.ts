@@ -10,6 +10,7 @@ export const NON_RETRYABLE_ERRORS = [
   'NotFoundError',
   'PermissionDeniedError',
   'SafetyCheckError',
+  'RestoreFailedError',
 ];
 
 /** A short call to the Kubernetes API server. */
@@ -96,6 +97,34 @@ export const k8sRollout: ActivityOptions = {
     backoffCoefficient: 2,
     maximumInterval: '30s',
     maximumAttempts: 2,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+  },
+};
+
+/**
+ * A DR drill's restore into a scratch cluster: it heartbeats every 2 s or faster, and the SDK sends
+ * heartbeats (and so learns of a cancellation) at most every 0.8 x heartbeatTimeout: 4 s here.
+ */
+export const drillRestore: ActivityOptions = {
+  startToCloseTimeout: '6h',
+  heartbeatTimeout: '5s',
+  retry: {
+    initialInterval: '5s',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    maximumAttempts: 3,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+  },
+};
+
+/** Tearing down a scratch copy (stop a server, delete a directory): retried long, since leaving it behind costs disk. */
+export const scratchTeardown: ActivityOptions = {
+  startToCloseTimeout: '5m',
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 20,
     nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
   },
 };
