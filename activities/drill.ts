@@ -11,10 +11,14 @@
 // same permissions), on a free local port with its own socket directory and with archiving off, so it
 // can never write into the production archive; it only reads the archive through `restore_command`.
 //
-// No scratch Kubernetes namespace: creating and deleting namespaces (`mimir-drill-<id>`) and
-// deployments in them needs cluster-wide `create`/`delete` on namespaces (RBAC cannot limit either to
-// a name prefix), which would let the worker delete `mimir-production`. deploy/rbac.yaml refuses that
-// on purpose, and what a drill must prove (the data comes back, how fast, how fresh) is all here.
+// The app tier comes up too, with least privilege: copies of the site's deployments (named
+// `<name>-<drillId>`, labelled `mimir-recovery.io/drill=<drillId>`) in a scratch namespace the profile
+// names (`sites.<site>.drill.namespace`), pre-created by the cluster admin, where deploy/rbac.yaml lets
+// the worker create and delete deployments and nowhere else. A namespace per drill would need
+// cluster-wide `create`/`delete` on namespaces (RBAC cannot limit either to a name prefix), which would
+// let the worker delete `mimir-production`. The copies point at the scratch cluster (its port and
+// database name as env and annotation; never a password, and none of the site's secret or config map
+// references, which are left out and reported), and the teardown deletes everything with the label.
 import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -23,18 +27,23 @@ import type { BaseBackupInfo } from '../workflows/types.js';
 import { activityContext } from './context.js';
 import { InvalidInputError, NotFoundError, RestoreFailedError } from './errors.js';
 import { newestCommitAt, publicTables, tableStats, type TableStats } from './pg-tools.js';
+import { createKubernetesActivities, type KubeTarget } from './kubernetes.js';
 import { asServerOwner, baseBackupDir, listBaseBackups, serverOf, serverRunning } from './pitr.js';
 import { withDatabase } from './postgres.js';
 import { siteOf, type SiteDeps } from './sites.js';
 import type { Profile } from '../config/profile.js';
 
 const DRILL_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** The label every Kubernetes object of a drill carries; the teardown deletes by it. */
+export const DRILL_LABEL = 'mimir-recovery.io/drill';
 
 export interface DrillPlan {
   drillId: string;
   scratchDir: string;
   baseBackup: BaseBackupInfo;
   objectives: NonNullable<Profile['objectives']>;
+  /** Where the app tier comes up, when the site has `drill.namespace`. */
+  app?: { namespace: string; deployments: { name: string; replicas: number }[] };
 }
 
 export interface ScratchCluster {
@@ -79,6 +88,14 @@ function freePort(): Promise<number> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function createDrillActivities(deps: SiteDeps) {
+  const kube = createKubernetesActivities({ kubeconfig: deps.env.KUBECONFIG });
+  const appOf = (site: string, drillId: string) => {
+    const { kubernetes, drill } = siteOf(deps, site);
+    if (!drill) throw new InvalidInputError(`sites.${site}.drill.namespace: not configured; the drill has no app tier to bring up`);
+    const scratch: KubeTarget = { context: kubernetes.context, namespace: drill.namespace };
+    const deployments = kubernetes.deployments.map((name) => ({ name, replicas: drill.replicas?.[name] ?? 1 }));
+    return { kubernetes, scratch, deployments, selector: `${DRILL_LABEL}=${checkDrillId(drillId)}` };
+  };
   const scratchOf = (site: string, drillId: string) => {
     const dir = `${serverOf(deps, site).dataDir}.drill-${checkDrillId(drillId)}`;
     return { dir, data: join(dir, 'data'), sock: join(dir, 'sock'), log: join(dir, 'server.log'), state: join(dir, 'drill.json') };
@@ -96,7 +113,14 @@ export function createDrillActivities(deps: SiteDeps) {
         throw new NotFoundError(`base backup '${base.name}' of site ${site} has an info file but no data (backup_label missing)`);
       if (!existsSync(join(walArchive, base.startWalFile)))
         throw new NotFoundError(`the WAL archive ${walArchive} lacks ${base.startWalFile}, where base backup '${base.name}' starts`);
-      return { drillId, scratchDir: scratch.dir, baseBackup: base, objectives: deps.profile.objectives };
+      const app = siteOf(deps, site).drill && appOf(site, drillId);
+      return {
+        drillId,
+        scratchDir: scratch.dir,
+        baseBackup: base,
+        objectives: deps.profile.objectives,
+        ...(app ? { app: { namespace: app.scratch.namespace, deployments: app.deployments } } : {}),
+      };
     },
 
     /**
@@ -220,6 +244,32 @@ export function createDrillActivities(deps: SiteDeps) {
         primaryLastCommitAt,
         rpoSeconds: Math.max(Math.round(gapMs / 100) / 10, 0),
       };
+    },
+
+    /**
+     * Brings up the site's app tier in its drill namespace: a copy of each deployment at the profile's
+     * replicas (default 1), pointed at the scratch cluster on `port`, and waits until all are ready.
+     */
+    async startScratchApp({ site, drillId, port }: { site: string; drillId: string; port: number }) {
+      const { kubernetes, scratch, deployments } = appOf(site, drillId);
+      const started = Date.now();
+      const database = `127.0.0.1:${port}/${siteOf(deps, site).database.name}`;
+      const copies = await kube.deployCopies({
+        source: { context: kubernetes.context, namespace: kubernetes.namespace },
+        target: scratch,
+        deployments,
+        suffix: drillId,
+        labels: { [DRILL_LABEL]: drillId },
+        annotations: { 'mimir-recovery.io/scratch-database': database },
+        env: { DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(port), DATABASE_NAME: siteOf(deps, site).database.name },
+      });
+      return { namespace: scratch.namespace, database, deployments: copies, durationMs: Date.now() - started };
+    },
+
+    /** Deletes everything labelled with the drill in the site's drill namespace and waits until its pods are gone. Idempotent. */
+    async teardownScratchApp({ site, drillId }: { site: string; drillId: string }) {
+      const { scratch, selector } = appOf(site, drillId);
+      return kube.deleteLabelled({ target: scratch, selector, timeoutMs: 4 * 60_000 });
     },
 
     /** Stops the scratch server (immediate: it is a throwaway) and deletes its directory. Idempotent. */

@@ -809,6 +809,108 @@ export function createKubernetesActivities(deps: KubeDeps = {}) {
       );
       return { name, size, changed: true, previous: current ?? null };
     },
+
+    // DR drills: labelled copies of deployments in a scratch namespace, and their removal by that label.
+    /**
+     * Creates in `target` a copy of each `source` deployment, named `<name>-<suffix>`, carrying `labels` (on
+     * itself, its selector and its pods) and `annotations`, at `replicas`, and waits until every copy is
+     * ready. The copies get `env` instead of the source's references to config maps and secrets (no
+     * production secret reaches them; the references left out are returned). Idempotent: a copy that
+     * exists already is scaled to `replicas`.
+     */
+    async deployCopies({
+      source,
+      target,
+      deployments,
+      suffix,
+      labels,
+      annotations = {},
+      env = {},
+      timeoutMs,
+    }: {
+      source: KubeTarget;
+      target: KubeTarget;
+      deployments: { name: string; replicas: number }[];
+      suffix: string;
+      labels: Record<string, string>;
+      annotations?: Record<string, string>;
+      env?: Record<string, string>;
+      timeoutMs?: number;
+    }) {
+      const [from, c] = [clients(source), clients(target)];
+      if (source.context === target.context && source.namespace === target.namespace)
+        throw new InvalidInputError(`target: copies must go to another namespace than ${source.namespace}`);
+      if (!Array.isArray(deployments) || deployments.length === 0)
+        throw new InvalidInputError('deployments: must list at least one deployment');
+      if (Object.keys(labels ?? {}).length === 0) throw new InvalidInputError('labels: copies must carry a label to delete them by');
+      const copies = deployments.map(({ name, replicas }, i) => ({
+        name: checkName(`deployments[${i}]`, `${checkName(`deployments[${i}].name`, name)}-${checkName('suffix', suffix)}`),
+        copyOf: name,
+        replicas: checkReplicas(`deployments[${i}].replicas`, replicas),
+        omittedRefs: [] as string[],
+      }));
+      for (const copy of copies) {
+        const d = await readDeployment(from, source, copy.copyOf);
+        const { metadata: podMeta, spec: podSpec } = d.spec!.template;
+        const containers = podSpec!.containers.map((ct) => {
+          for (const e of ct.envFrom ?? []) copy.omittedRefs.push(`${ct.name}: envFrom ${e.configMapRef?.name ?? e.secretRef?.name}`);
+          for (const e of ct.env ?? []) if (e.valueFrom) copy.omittedRefs.push(`${ct.name}: env ${e.name}`);
+          const plain = (ct.env ?? []).filter((e) => !e.valueFrom && !(e.name in env));
+          return { ...ct, envFrom: undefined, env: [...plain, ...Object.entries(env).map(([name, value]) => ({ name, value }))] };
+        });
+        const body: k8s.V1Deployment = {
+          metadata: {
+            name: copy.name,
+            labels: { ...d.metadata?.labels, ...labels },
+            annotations: { ...annotations, 'mimir-recovery.io/copy-of': `${source.namespace}/${copy.copyOf}` },
+          },
+          spec: {
+            replicas: copy.replicas,
+            selector: { matchLabels: { ...d.spec!.selector.matchLabels, ...labels } },
+            template: { metadata: { labels: { ...podMeta?.labels, ...labels }, annotations }, spec: { ...podSpec!, containers } },
+          },
+        };
+        try {
+          await c.apps.createNamespacedDeployment({ namespace: target.namespace, body });
+        } catch (e) {
+          if (!(e instanceof k8s.ApiException && e.code === 409))
+            throw mapApiError(`create deployment ${target.namespace}/${copy.name}`, e);
+          await setReplicas(c, target, copy.name, copy.replicas);
+        }
+        progress({ step: 'created', deployment: copy.name });
+      }
+      for (const copy of copies) await waitReplicas(c, target, copy.name, copy.replicas, defaultTimeout(timeoutMs));
+      return copies;
+    },
+
+    /** Deletes every deployment matching `selector` (`key=value`) in `target` and waits until their pods are gone. Idempotent. */
+    async deleteLabelled({ target, selector, timeoutMs }: { target: KubeTarget; selector: string; timeoutMs?: number }) {
+      const c = clients(target);
+      if (typeof selector !== 'string' || !/^[a-z0-9.-]+(\/[a-z0-9.-]+)?=[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/i.test(selector))
+        throw new InvalidInputError(`selector: '${String(selector)}' must be one label such as mimir-recovery.io/drill=abc`);
+      const { namespace } = target;
+      const found = await call(`list deployments ${selector}`, () =>
+        c.apps.listNamespacedDeployment({ namespace, labelSelector: selector }),
+      );
+      const deleted: string[] = [];
+      for (const d of found.items) {
+        const name = d.metadata!.name!;
+        try {
+          await c.apps.deleteNamespacedDeployment({ name, namespace, propagationPolicy: 'Background' });
+          deleted.push(name);
+        } catch (e) {
+          if (!(e instanceof k8s.ApiException && e.code === 404)) throw mapApiError(`delete deployment ${namespace}/${name}`, e);
+        }
+      }
+      await waitUntil(`nothing labelled ${selector} in ${namespace}`, defaultTimeout(timeoutMs), async () => {
+        const [ds, pods] = await Promise.all([
+          call(`list deployments ${selector}`, () => c.apps.listNamespacedDeployment({ namespace, labelSelector: selector })),
+          call(`list pods ${selector}`, () => c.core.listNamespacedPod({ namespace, labelSelector: selector })),
+        ]);
+        return { done: ds.items.length + pods.items.length === 0, state: { deployments: ds.items.length, pods: pods.items.length } };
+      });
+      return { namespace, selector, deleted };
+    },
   };
 }
 

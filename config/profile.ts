@@ -46,8 +46,27 @@ export const siteSchema = z
       })
       .strict(),
     healthUrl: z.url().optional(),
+    drill: z
+      .object({
+        namespace: dnsName.describe('a pre-created scratch namespace the worker may create and delete deployments in (deploy/rbac.yaml)'),
+        replicas: z.record(dnsName, z.number().int().min(1).max(20)).optional().describe('replicas of each copy; default 1'),
+      })
+      .strict()
+      .optional()
+      .describe("where a DR drill brings up copies of the site's deployments, pointed at its scratch database"),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.drill?.namespace === s.kubernetes.namespace)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['drill', 'namespace'],
+        message: `must not be the site's own namespace ${s.kubernetes.namespace}`,
+      });
+    for (const name of Object.keys(s.drill?.replicas ?? {}))
+      if (!s.kubernetes.deployments.includes(name))
+        ctx.addIssue({ code: 'custom', path: ['drill', 'replicas', name], message: 'is not one of kubernetes.deployments' });
+  });
 
 /** Breach containment and credential rotation (the runbook's "Security Incidents"). */
 export const securitySchema = z
@@ -89,7 +108,14 @@ export const profileSchema = z
     /** Recovery objectives a DR drill is measured against: RTO (drill start to verified serving), RPO (data not in the restore). */
     objectives: z.object({ rto: durationText, rpo: durationText }).strict().default({ rto: '1h', rpo: '15m' }),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    // A drill's scratch namespace is torn down by label: it must never be named like one where a site runs (in any context).
+    const running = new Set(Object.values(p.sites).map((s) => s.kubernetes.namespace));
+    for (const [name, s] of Object.entries(p.sites))
+      if (s.drill && running.has(s.drill.namespace))
+        ctx.addIssue({ code: 'custom', path: ['sites', name, 'drill', 'namespace'], message: `must not be a namespace a site runs in` });
+  });
 
 export type Profile = z.infer<typeof profileSchema>;
 export type Site = z.infer<typeof siteSchema>;

@@ -2,7 +2,9 @@
 // latest base backup and the WAL archive into a scratch cluster (activities/drill.ts says why that
 // and not a dump), verify it serves the data, measure RTO and RPO against the profile's objectives,
 // notify when the drill fails or misses one, and always tear the scratch cluster down, also when the
-// drill is cancelled in the middle of the restore. Run by hand or from a Temporal Schedule
+// drill is cancelled in the middle of the restore. A site with `drill.namespace` also gets its app
+// tier: copies of its deployments in that scratch namespace, pointed at the scratch cluster, ready
+// before the RTO stops; torn down by their drill label. Run by hand or from a Temporal Schedule
 // (`mimir-recovery drill schedule`).
 import {
   ActivityCancellationType,
@@ -29,7 +31,12 @@ const restore = proxyActivities<Activities>({
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   summary: 'DR drill: restore into a scratch cluster',
 });
-const teardown = proxyActivities<Activities>({ ...scratchTeardown, summary: 'DR drill: tear down the scratch cluster' });
+const appTier = proxyActivities<Activities>({
+  ...drillRestore,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  summary: 'DR drill: bring up the app tier in the scratch namespace',
+});
+const teardown = proxyActivities<Activities>({ ...scratchTeardown, summary: 'DR drill: tear down the scratch app tier and cluster' });
 const { notify } = proxyActivities<Activities>({ ...notifyCall, summary: 'Notify people' });
 
 const seconds = (ms: number) => Math.round(ms / 100) / 10;
@@ -46,6 +53,7 @@ export async function drDrillWorkflow(rawInput: DrDrillInput): Promise<DrDrillRe
   let plan: DrillPlan | undefined;
   let failure: unknown;
   let verified: { at: number; v: DrillVerification } | undefined;
+  let appUp: Awaited<ReturnType<Activities['startScratchApp']>> | undefined;
   // Every failure, from an unknown site on, ends here: a drill that cannot run notifies like one that fails.
   const site = { name: input.site };
   try {
@@ -87,13 +95,32 @@ export async function drDrillWorkflow(rawInput: DrDrillInput): Promise<DrDrillRe
       },
       { details: (r) => ({ ...r }) },
     );
+    const app = plan.app;
+    if (app) {
+      appUp = await journal.step(
+        'app',
+        `Bring up ${app.deployments.map((d) => `${d.name} x${d.replicas}`).join(', ')} in ${app.namespace}, pointed at the scratch cluster`,
+        () => appTier.startScratchApp({ site: site.name, drillId, port: cluster.port }),
+        { details: (a) => ({ namespace: a.namespace, deployments: a.deployments.map((d) => d.name), durationMs: a.durationMs }) },
+      );
+    }
     verified = { at: Date.now(), v };
   } catch (err) {
     failure = err;
   }
 
   // Always once a plan named the scratch place (nothing is created before), also when cancelled:
-  // nothing of the drill may stay behind.
+  // nothing of the drill may stay behind. The app tier first: its clients go before their database.
+  const appNamespace = plan?.app?.namespace;
+  const tornApp = await CancellationScope.nonCancellable(async () =>
+    !appNamespace
+      ? undefined
+      : journal
+          .step('teardown-app', `Delete everything labelled with drill ${drillId} in ${appNamespace}`, () =>
+            teardown.teardownScratchApp({ site: site.name, drillId }),
+          )
+          .catch((err: unknown) => err as Error),
+  );
   const torn = await CancellationScope.nonCancellable(async () =>
     !plan
       ? undefined
@@ -103,7 +130,11 @@ export async function drDrillWorkflow(rawInput: DrDrillInput): Promise<DrDrillRe
           )
           .catch((err: unknown) => err as Error),
   );
-  const teardownError = torn instanceof Error ? rootMessage(torn) : undefined;
+  const teardownError =
+    [torn, tornApp]
+      .filter((t) => t instanceof Error)
+      .map((t) => rootMessage(t))
+      .join('; ') || undefined;
 
   const objectives = plan?.objectives;
   const rtoSeconds = verified ? seconds(verified.at - startedAt) : undefined;
@@ -122,9 +153,10 @@ export async function drDrillWorkflow(rawInput: DrDrillInput): Promise<DrDrillRe
       : missed.length > 0
         ? `missed its objectives: ${missed.join('; ')}`
         : undefined;
-  const alerts = [problem, teardownError ? `teardown failed, scratch cluster ${drillId} may remain: ${teardownError}` : undefined].filter(
-    Boolean,
-  );
+  const alerts = [
+    problem,
+    teardownError ? `teardown failed, scratch cluster or app ${drillId} may remain: ${teardownError}` : undefined,
+  ].filter(Boolean);
   if (alerts.length > 0) {
     await CancellationScope.nonCancellable(() =>
       journal.step('notify', `Notify: the DR drill ${alerts.join('; ')}`, () =>
@@ -162,7 +194,7 @@ export async function drDrillWorkflow(rawInput: DrDrillInput): Promise<DrDrillRe
     throw ApplicationFailure.create({ type: 'TeardownError', nonRetryable: true, message: `DR drill teardown failed: ${teardownError}` });
   }
   const done = torn instanceof Error ? undefined : torn;
-  if (!plan || !verified || !objectives || !done)
+  if (!plan || !verified || !objectives || !done || tornApp instanceof Error || (plan.app && (!appUp || !tornApp)))
     throw ApplicationFailure.nonRetryable('DR drill: no verified restore after the restore stage');
   proc.phase = 'completed';
   return {
@@ -175,7 +207,8 @@ export async function drDrillWorkflow(rawInput: DrDrillInput): Promise<DrDrillRe
     objectives,
     missed,
     verification: { tables: verified.v.tables, rows: verified.v.rows, restoredLastCommitAt: verified.v.restoredLastCommitAt },
-    teardown: done,
+    teardown: { ...done, ...(tornApp ? { app: tornApp } : {}) },
+    ...(appUp ? { app: appUp } : {}),
     journal: journal.entries,
   };
 }

@@ -288,7 +288,7 @@ export interface DrDrillResult {
   site: string;
   drillId: string;
   baseBackup: { name: string; finishedAt: string };
-  /** Drill start to the restore verified serving, in seconds. */
+  /** Drill start to the restore verified serving (and the app tier ready, when the site has one), in seconds. */
   rtoSeconds: number;
   /** The primary's newest commit minus the restore's newest commit, in seconds. */
   rpoSeconds: number;
@@ -296,6 +296,19 @@ export interface DrDrillResult {
   /** The objectives missed, in words; empty when passed. */
   missed: string[];
   verification: { tables: number; rows: Record<string, { restored: number; primaryNow: number }>; restoredLastCommitAt: string | null };
-  teardown: { scratchDir: string; stopped: boolean; removed: boolean };
+  teardown: {
+    scratchDir: string;
+    stopped: boolean;
+    removed: boolean;
+    /** The drill's Kubernetes objects deleted from the scratch namespace (by label), when the site has `drill.namespace`. */
+    app?: { namespace: string; selector: string; deleted: string[] };
+  };
+  /** The app tier brought up in the scratch namespace, pointed at the scratch cluster; counted in the RTO. */
+  app?: {
+    namespace: string;
+    database: string;
+    deployments: { name: string; copyOf: string; replicas: number; omittedRefs: string[] }[];
+    durationMs: number;
+  };
   journal: JournalEntry[];
 }

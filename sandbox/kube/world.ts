@@ -20,6 +20,8 @@ import type {
 
 export const PRODUCTION = 'mimir-production';
 export const DR = 'mimir-dr';
+/** The DR drills' scratch namespace: empty, pre-created, so the worker never needs to create or delete namespaces. */
+export const DRILL = 'mimir-drill';
 export const NODES = ['kwok-node-1', 'kwok-node-2', 'kwok-node-3'];
 const PART_OF = { 'app.kubernetes.io/part-of': 'mimir' };
 
@@ -173,6 +175,7 @@ export function worldObjects(): KubernetesObject[] {
     storageClass,
     ...site(PRODUCTION, 'mimir.example.com', true),
     ...site(DR, 'dr.mimir.example.com', false),
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: DRILL, labels: { ...PART_OF, 'mimir-recovery.io/scratch': 'true' } } },
     hpa,
     volume,
     pvc,

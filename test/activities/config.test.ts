@@ -45,6 +45,26 @@ describe('site profiles and worker configuration', () => {
     assert.throws(() => loadProfile('/nonexistent/profile.yaml'), /MIMIR_PROFILE: cannot read \/nonexistent\/profile\.yaml/);
   });
 
+  it("a drill namespace is a scratch namespace: not where a site runs, replicas only for the site's deployments", () => {
+    assert.equal(parseProfile(example).sites.primary!.drill!.namespace, 'mimir-drill');
+    const drill = (d: string) =>
+      parseProfile(example.replace('drill: { namespace: mimir-drill, replicas: { mimir-api: 2 } }', d), 'p.yaml');
+    assert.throws(
+      () => drill('drill: { namespace: mimir-production }'),
+      /sites\.primary\.drill\.namespace: must not be the site's own namespace/,
+    );
+    assert.throws(
+      () => drill('drill: { namespace: mimir-dr }'),
+      /sites\.primary\.drill\.namespace: must not be a namespace a site runs in/,
+    );
+    assert.throws(
+      () => drill('drill: { namespace: mimir-drill, replicas: { mimir-web: 1 } }'),
+      /drill\.replicas\.mimir-web: is not one of/,
+    );
+    assert.throws(() => drill('drill: { namespace: mimir-drill, replicas: { mimir-api: 0 } }'), /drill\.replicas\.mimir-api: /);
+    assert.equal(drill('drill: { namespace: mimir-drill }').sites.primary!.drill!.replicas, undefined);
+  });
+
   it('lists references to unset variables', () => {
     assert.deepEqual(missingReferences(parseProfile(example), { MIMIR_PRIMARY_DATABASE_URL: 'x' }), [
       'sites.primary.database.server.replicationUrl.env: environment variable MIMIR_PRIMARY_REPLICATION_URL is not set',

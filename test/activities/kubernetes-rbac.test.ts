@@ -1,6 +1,6 @@
 // deploy/rbac.yaml is exactly enough: every Kubernetes activity works as the worker's
 // ServiceAccount (authenticated with a real token from the TokenRequest API), and what it does not
-// need is refused.
+// need is refused, including anything beyond deployments in the DR drills' scratch namespace.
 import * as k8s from '@kubernetes/client-node';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
@@ -111,5 +111,49 @@ describe('worker RBAC (deploy/rbac.yaml)', () => {
       name: 'PermissionDeniedError',
     });
     assert.ok((await admin().core.readNamespace({ name: 'mimir-production' })).metadata?.name, 'the namespace is still there');
+  });
+
+  it('creates and deletes deployments in the drill namespace (mimir-drill) only, never in production', async () => {
+    const scratch: KubeTarget = { context: CONTEXT, namespace: 'mimir-drill' };
+    const id = `rbac${Date.now()}`;
+    const selector = `mimir-recovery.io/drill=${id}`;
+    const before = await admin().apps.readNamespacedDeployment({ name: 'mimir-worker', namespace: 'mimir-production' });
+    const copies = await run(k.deployCopies, {
+      source: target,
+      target: scratch,
+      deployments: [{ name: 'mimir-worker', replicas: 1 }],
+      suffix: id,
+      labels: { 'mimir-recovery.io/drill': id },
+    });
+    assert.deepEqual(
+      copies.map((c) => c.name),
+      [`mimir-worker-${id}`],
+    );
+    const up = await admin().apps.listNamespacedDeployment({ namespace: 'mimir-drill', labelSelector: selector });
+    assert.equal(up.items[0]?.status?.readyReplicas, 1, 'the copy runs in the drill namespace');
+    assert.deepEqual((await run(k.deleteLabelled, { target: scratch, selector })).deleted, [`mimir-worker-${id}`]);
+    assert.equal((await admin().apps.listNamespacedDeployment({ namespace: 'mimir-drill', labelSelector: selector })).items.length, 0);
+
+    // The drill grant does not reach production: no deployment created or deleted there.
+    await assert.rejects(
+      run(k.deployCopies, {
+        source: { context: CONTEXT, namespace: 'mimir-dr' },
+        target,
+        deployments: [{ name: 'mimir-worker', replicas: 1 }],
+        suffix: id,
+        labels: { 'mimir-recovery.io/drill': id },
+      }),
+      { name: 'PermissionDeniedError' },
+    );
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(kubeconfig);
+    const refused = await kc
+      .makeApiClient(k8s.AppsV1Api)
+      .deleteNamespacedDeployment({ name: 'mimir-worker', namespace: 'mimir-production' })
+      .catch((e: unknown) => e);
+    assert.ok(refused instanceof k8s.ApiException);
+    assert.equal(refused.code, 403);
+    const after = await admin().apps.readNamespacedDeployment({ name: 'mimir-worker', namespace: 'mimir-production' });
+    assert.deepEqual([after.spec?.replicas, after.metadata?.generation], [before.spec?.replicas, before.metadata?.generation]);
   });
 });

@@ -252,6 +252,86 @@ describe('kubernetes activities', () => {
     }
   });
 
+  it('copies deployments into another namespace with a label, without secret references, and deletes them by that label', async () => {
+    const other = await scratchNamespace();
+    try {
+      const a = admin();
+      await a.apps.patchNamespacedDeployment(
+        {
+          name: 'api',
+          namespace: target.namespace,
+          body: {
+            spec: {
+              template: {
+                spec: {
+                  containers: [
+                    {
+                      name: 'api',
+                      env: [
+                        { name: 'KEY', valueFrom: { secretKeyRef: { name: 'keys', key: 'k' } } },
+                        { name: 'MODE', value: 'x' },
+                      ],
+                    },
+                  ],
+                },
+              },
+            },
+          },
+        },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
+      );
+      const spec = {
+        source: target,
+        target: other.target,
+        suffix: 'd1',
+        labels: { 'mimir-recovery.io/drill': 'd1' },
+        env: { DATABASE_PORT: '5999' },
+      };
+      const [copy] = await run(k.deployCopies, { ...spec, deployments: [{ name: 'api', replicas: 2 }] });
+      assert.deepEqual(copy, { name: 'api-d1', copyOf: 'api', replicas: 2, omittedRefs: ['api: env KEY'] });
+      assert.equal(await readyPods(other.target.namespace, 'mimir-recovery.io/drill=d1'), 2);
+      const made = await a.apps.readNamespacedDeployment({ name: 'api-d1', namespace: other.target.namespace });
+      assert.deepEqual(
+        made.spec!.template.spec!.containers[0]!.env?.map((e) => ({ ...e })),
+        [
+          { name: 'MODE', value: 'x' },
+          { name: 'DATABASE_PORT', value: '5999' },
+        ],
+      );
+      assert.equal(made.spec!.selector.matchLabels!['mimir-recovery.io/drill'], 'd1');
+      // A retry finds the copy and scales it to what it asks.
+      await run(k.deployCopies, { ...spec, deployments: [{ name: 'api', replicas: 1 }] });
+      const scaled = await a.apps.readNamespacedDeployment({ name: 'api-d1', namespace: other.target.namespace });
+      assert.deepEqual([scaled.spec!.replicas, scaled.status!.readyReplicas], [1, 1]);
+
+      const selector = 'mimir-recovery.io/drill=d1';
+      assert.deepEqual(await run(k.deleteLabelled, { target: other.target, selector }), {
+        namespace: other.target.namespace,
+        selector,
+        deleted: ['api-d1'],
+      });
+      assert.deepEqual((await run(k.deleteLabelled, { target: other.target, selector })).deleted, [], 'idempotent');
+      assert.equal((await a.core.listNamespacedPod({ namespace: other.target.namespace, labelSelector: selector })).items.length, 0);
+      assert.equal(await readyPods(other.target.namespace, 'app=api'), 3, "the namespace's own deployment is untouched");
+
+      await assert.rejects(run(k.deployCopies, { ...spec, target, deployments: [{ name: 'api', replicas: 1 }] }), {
+        name: 'InvalidInputError',
+        message: /target: copies must go to another namespace/,
+      });
+      await assert.rejects(run(k.deployCopies, { ...spec, labels: {}, deployments: [{ name: 'api', replicas: 1 }] }), {
+        name: 'InvalidInputError',
+        message: /labels: /,
+      });
+      await assert.rejects(run(k.deleteLabelled, { target: other.target, selector: 'app' }), {
+        name: 'InvalidInputError',
+        message: /selector: 'app' must be one label/,
+      });
+      assert.equal(await readyPods(other.target.namespace, 'app=api'), 3);
+    } finally {
+      await other.cleanup();
+    }
+  });
+
   it('bad input gets a non-retryable error that names it, and nothing changes', async () => {
     await assert.rejects(run(k.scaleDeployment, { target, name: 'api', replicas: -1 }), {
       name: 'InvalidInputError',

@@ -1,6 +1,7 @@
 // DR drills against the real test sandbox: the primary's latest base backup and its WAL archive are
-// restored into a scratch PostgreSQL cluster, verified, measured and torn down; from a Temporal
-// Schedule through the real CLI, cancelled mid-restore, over its objectives, failing, and with bad input.
+// restored into a scratch PostgreSQL cluster, the site's app tier copied into the scratch namespace
+// mimir-drill and brought up against it, verified, measured and torn down; from a Temporal Schedule
+// through the real CLI, cancelled mid-restore, over its objectives, failing, and with bad input.
 import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -16,6 +17,7 @@ import { rootMessage } from '../../workflows/lib/journal.js';
 import type { DrDrillResult, ProcedureStatus } from '../../workflows/types.js';
 import { statusQuery } from '../../workflows/messages.js';
 import { cli } from '../helpers/cli.js';
+import { admin } from '../helpers/kubernetes.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { sandboxProfile, testWorker, uniqueId, waitForStatus, type TestWorker } from '../helpers/temporal.js';
 
@@ -38,6 +40,26 @@ function processesUsing(dir: string): string[] {
 
 function scratchDirOf(s: ProcedureStatus): string {
   return s.journal.find((e) => e.step === 'plan')!.details!.scratchDir as string;
+}
+
+const DRILL_NS = 'mimir-drill';
+
+/** Every object in the scratch namespace carrying the drill label (of `drillId`, or of any drill). */
+async function drillObjects(drillId?: string): Promise<string[]> {
+  const a = admin();
+  const q = { namespace: DRILL_NS, labelSelector: drillId ? `mimir-recovery.io/drill=${drillId}` : 'mimir-recovery.io/drill' };
+  const [d, rs, pods] = await Promise.all([
+    a.apps.listNamespacedDeployment(q),
+    a.apps.listNamespacedReplicaSet(q),
+    a.core.listNamespacedPod(q),
+  ]);
+  return [...d.items, ...rs.items, ...pods.items].map((o) => `${o.kind ?? ''}${o.metadata!.name!}`);
+}
+
+/** Production's deployments as the drill must leave them: replicas and generation. */
+async function productionShape() {
+  const list = await admin().apps.listNamespacedDeployment({ namespace: 'mimir-production' });
+  return Object.fromEntries(list.items.map((d) => [d.metadata!.name!, { replicas: d.spec?.replicas, generation: d.metadata?.generation }]));
 }
 
 async function primary<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -90,6 +112,7 @@ describe('DR drill (restore the latest base backup into a scratch cluster)', () 
   it('runs from its Temporal Schedule (triggered through the CLI), reports RTO and RPO, and leaves nothing behind', async () => {
     const w = await testWorker();
     const env = { MIMIR_TASK_QUEUE: w.taskQueue };
+    const production = await productionShape();
     await w.run(async () => {
       try {
         const created = await cli(
@@ -134,9 +157,34 @@ describe('DR drill (restore the latest base backup into a scratch cluster)', () 
             ['plan', 'succeeded'],
             ['restore', 'succeeded'],
             ['verify', 'succeeded'],
+            ['app', 'succeeded'],
+            ['teardown-app', 'succeeded'],
             ['teardown', 'succeeded'],
           ],
         );
+        // The app tier came up in the scratch namespace, pointed at the scratch cluster, before the RTO stopped.
+        const id = result.drillId;
+        assert.equal(result.app!.namespace, DRILL_NS);
+        assert.match(result.app!.database, /^127\.0\.0\.1:\d+\/mimir_news$/);
+        assert.deepEqual(
+          result.app!.deployments.map((d) => [d.name, d.copyOf, d.replicas]),
+          [
+            [`mimir-api-${id}`, 'mimir-api', 2],
+            [`mimir-worker-${id}`, 'mimir-worker', 1],
+          ],
+        );
+        assert.ok(
+          result.app!.deployments.every((d) => d.omittedRefs.includes(`${d.copyOf}: env MASTER_KEY`)),
+          'no production secret reference is copied',
+        );
+        assert.ok(result.rtoSeconds * 1000 >= result.app!.durationMs, 'the RTO counts the app tier coming up');
+        assert.deepEqual(result.teardown.app, {
+          namespace: DRILL_NS,
+          selector: `mimir-recovery.io/drill=${id}`,
+          deleted: [`mimir-api-${id}`, `mimir-worker-${id}`],
+        });
+        assert.deepEqual(await drillObjects(id), [], 'nothing labelled with the drill id is left');
+        assert.deepEqual(await productionShape(), production, 'production deployments untouched');
         assert.deepEqual({ stopped: result.teardown.stopped, removed: result.teardown.removed }, { stopped: true, removed: true });
         assert.equal(existsSync(result.teardown.scratchDir), false, 'the scratch directory is gone');
         assert.deepEqual(processesUsing(result.teardown.scratchDir), [], 'no scratch server process is left');
@@ -167,6 +215,7 @@ describe('DR drill (restore the latest base backup into a scratch cluster)', () 
       await c.query('DROP TABLE drill_ballast');
       await c.query('SELECT pg_switch_wal()');
     });
+    const production = await productionShape();
     const w = await testWorker();
     await w.run(async () => {
       const handle: WorkflowHandle<typeof drDrillWorkflow> = await start(w);
@@ -181,7 +230,11 @@ describe('DR drill (restore the latest base backup into a scratch cluster)', () 
       const steps = Object.fromEntries(s.journal.map((e) => [e.step, e.outcome]));
       assert.equal(steps.restore, 'failed', 'the restore was interrupted, not finished');
       assert.equal(steps.verify, undefined);
+      assert.equal(steps.app, undefined, 'the app tier never started');
       assert.equal(steps.teardown, 'succeeded');
+      assert.equal(steps['teardown-app'], 'succeeded');
+      assert.deepEqual(await drillObjects(), [], 'the scratch namespace holds no drill objects');
+      assert.deepEqual(await productionShape(), production, 'production deployments untouched');
       assert.equal(existsSync(dir), false, 'the scratch directory is gone');
       assert.deepEqual(processesUsing(dir), [], 'no scratch server process is left');
     });
