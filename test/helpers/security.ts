@@ -14,7 +14,7 @@ export function securityProfile(
   const security = { ...base.security!, ...(opts.contact !== false ? { contact: { webhookUrl: { env: SECURITY_WEBHOOK_ENV } } } : {}) };
   const sites = { ...base.sites };
   if (opts.scratch) {
-    const primary = base.sites.primary!;
+    const { drill: _drill, ...primary } = base.sites.primary!; // a DR drill's app tier is the primary's, not this site's
     sites.scratch = {
       ...primary,
       kubernetes: {
