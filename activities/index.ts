@@ -1,5 +1,6 @@
 // createActivities(deps): every activity, with its dependencies injected (Temporal samples' pattern).
 import type { Profile } from '../config/profile.js';
+import { createDrActivities } from './dr.js';
 import { createKubernetesActivities } from './kubernetes.js';
 import { createNotifyActivities } from './notify.js';
 import { createPgToolsActivities } from './pg-tools.js';
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPitrActivities(deps),
     ...createKubernetesActivities({ kubeconfig: deps.env.KUBECONFIG }),
     ...createNotifyActivities({ webhookUrl: webhookRef ? deps.env[webhookRef] : undefined }),
+    ...createDrActivities({ ...deps, kubeconfig: deps.env.KUBECONFIG }),
   };
 }
 

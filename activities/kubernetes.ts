@@ -790,6 +790,32 @@ export function createKubernetesActivities(deps: KubeDeps = {}) {
       );
       return { name, size, changed: true, previous: current ?? null };
     },
+
+    /** Repoints an ExternalName Service (the entry point users resolve) at `externalName`; a no-op when it points there already. */
+    async repointService({ target, name, externalName }: { target: KubeTarget; name: string; externalName: string }) {
+      const c = clients(target);
+      checkName('name', name);
+      checkName('externalName', externalName);
+      const svc = await call(`read service ${target.namespace}/${name}`, () =>
+        c.core.readNamespacedService({ name, namespace: target.namespace }),
+      );
+      if (svc.spec?.type !== 'ExternalName') {
+        throw new InvalidInputError(`service: ${target.namespace}/${name} is of type ${svc.spec?.type ?? 'ClusterIP'}, not ExternalName`);
+      }
+      const previous = svc.spec.externalName ?? null;
+      if (previous === externalName) return { name, externalName, previous, changed: false };
+      await call(`repoint service ${target.namespace}/${name}`, () =>
+        c.core.patchNamespacedService(
+          {
+            name,
+            namespace: target.namespace,
+            body: { metadata: { resourceVersion: svc.metadata!.resourceVersion }, spec: { externalName } },
+          },
+          mergePatch,
+        ),
+      );
+      return { name, externalName, previous, changed: true };
+    },
   };
 }
 

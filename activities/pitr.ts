@@ -14,7 +14,7 @@ import type { BaseBackupInfo, PointInTimePlan } from '../workflows/types.js';
 
 const WAL_FILE = /^[0-9A-F]{24}$/;
 
-function serverOf(deps: SiteDeps, site: string) {
+export function serverOf(deps: SiteDeps, site: string) {
   const server = siteOf(deps, site).database.server;
   if (!server) throw new ConfigError(`sites.${site}.database.server: not configured, so point-in-time recovery cannot run on this site`);
   const path = (field: string, ref: string | { env: string }) => {
@@ -32,12 +32,13 @@ function serverOf(deps: SiteDeps, site: string) {
 }
 
 /** Runs a server-side tool as the owner of the data directory (`postgres` when the worker is root). */
-async function asServerOwner(toolName: string, args: string[]) {
+export async function asServerOwner(toolName: string, args: string[], env?: Record<string, string>) {
   const bin = join((await execa('pg_config', ['--bindir'])).stdout.trim(), toolName);
-  return process.getuid?.() === 0 ? execa('runuser', ['-u', 'postgres', '--', bin, ...args]) : execa(bin, args);
+  const opts = { env, extendEnv: true, cancelSignal: activityContext()?.cancellationSignal };
+  return process.getuid?.() === 0 ? execa('runuser', ['-u', 'postgres', '--', bin, ...args], opts) : execa(bin, args, opts);
 }
 
-async function serverRunning(dataDir: string): Promise<boolean> {
+export async function serverRunning(dataDir: string): Promise<boolean> {
   if (!existsSync(join(dataDir, 'PG_VERSION'))) return false;
   return asServerOwner('pg_ctl', ['status', '-D', dataDir]).then(
     () => true,

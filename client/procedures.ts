@@ -1,6 +1,6 @@
 // The procedures a person can start, with their workflow type, business ID and input schema.
 import type { z } from 'zod';
-import { connectionCleanupInput, databaseRecoveryInput } from '../workflows/inputs.js';
+import { connectionCleanupInput, databaseRecoveryInput, drFailbackInput, drFailoverInput } from '../workflows/inputs.js';
 
 export interface ProcedureDef {
   workflowType: string;
@@ -24,5 +24,17 @@ export const PROCEDURES: Record<string, ProcedureDef> = {
     summary: 'Point-in-Time Recovery: fence writers, safety backup, restore, verify, unfence exactly as before',
     schema: databaseRecoveryInput,
     workflowId: (i) => `db-recovery-${i.site}-${i.incidentId ?? stamp()}`,
+  },
+  'dr-failover': {
+    workflowType: 'drFailoverWorkflow',
+    summary: 'Failover to DR Site: readiness, approval, fence the primary, catch up, promote the standby, scale up, switch traffic, verify',
+    schema: drFailoverInput,
+    workflowId: (i) => `dr-failover-${i.site}-${i.incidentId ?? stamp()}`,
+  },
+  'dr-failback': {
+    workflowType: 'drFailbackWorkflow',
+    summary: 'Failback from the DR site: rebuild the old primary as a standby, switch over back with zero data loss',
+    schema: drFailbackInput,
+    workflowId: (i) => `dr-failback-${i.site}-${i.incidentId ?? stamp()}`,
   },
 };

@@ -1,3 +1,4 @@
 // Every workflow of Mimir Recovery: the worker's single workflows entry.
 export { connectionCleanupWorkflow } from './remediation.js';
 export { databaseRecoveryWorkflow } from './database-recovery.js';
+export { drFailbackWorkflow, drFailoverWorkflow } from './dr-failover.js';

@@ -73,3 +73,16 @@ export const k8sWait: ActivityOptions = {
     nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
   },
 };
+
+/** A DR step that waits on the database or the cluster (catch-up, promotion, scale-up, rebuild): heartbeats, so a dead worker is noticed in 10 s, which counts against the RTO. */
+export const drWait: ActivityOptions = {
+  startToCloseTimeout: '30m',
+  heartbeatTimeout: '10s',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '10s',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+  },
+};
