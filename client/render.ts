@@ -1,5 +1,5 @@
 // Text rendering of a procedure's status: the journal as a timeline, the open gate, the outcome.
-import type { DatabaseRecoveryReport, JournalEntry } from '../workflows/types.js';
+import type { DatabaseRecoveryReport, DrReport, JournalEntry } from '../workflows/types.js';
 import type { StatusView } from './client.js';
 
 const time = (iso?: string) => (iso ? iso.slice(11, 19) : '        ');
@@ -98,6 +98,16 @@ export function renderReport(v: StatusView): string {
             `- **Verification**: ${r.verification.ok ? 'passed' : 'FAILED'} (${r.verification.tables} tables, ${r.verification.articles} articles)`,
           ]
         : []),
+    );
+  }
+  const dr = (v.result ?? {}) as Partial<DrReport>;
+  if (dr.drSite) {
+    lines.push(
+      '',
+      '## Recovery objectives',
+      `- **RTO** (approval to healthy): ${dr.rtoSeconds ?? '—'} s`,
+      `- **RPO** (WAL not replayed at promotion): ${dr.rpo ? `${dr.rpo.bytes ?? 'unknown'} bytes, ${dr.rpo.seconds ?? 'unknown'} s (${dr.rpo.basis})` : '—'}`,
+      ...(dr.traffic ? [`- **Traffic**: ${dr.traffic.provider}, ${dr.traffic.previous ?? '?'} → ${dr.traffic.now ?? '?'}`] : []),
     );
   }
   lines.push(
