@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 import type { Profile } from '../../config/profile.js';
 import type { drFailbackWorkflow, drFailoverWorkflow } from '../../workflows/dr-failover.js';
 import { rootMessage } from '../../workflows/lib/journal.js';
-import { approveUpdate } from '../../workflows/messages.js';
+import { approveUpdate, rejectUpdate } from '../../workflows/messages.js';
 import type { DrFailoverInput } from '../../workflows/types.js';
 import { ensureDrPair, siteSql, startWriter } from '../helpers/dr.js';
 import { admin, readyPods } from '../helpers/kubernetes.js';
+import { startReceiver } from '../helpers/receiver.js';
 import { sandboxProfile, testWorker, uniqueId, waitForStatus, type TestWorker } from '../helpers/temporal.js';
 
 const MINIMAL = { site: 'primary', drSite: 'dr', requestedBy: 'ic-dave', incidentId: 'INC-7', severity: 'SEV-1' } as const;
@@ -88,6 +89,38 @@ describe('DR failover and failback', () => {
     assert.equal(await inRecovery('dr'), true, 'the standby is still a standby');
     assert.equal(await replicas('mimir-production', 'mimir-api'), 3);
     assert.equal(await edge(), 'mimir-api.mimir-production.svc.cluster.local');
+  });
+
+  it('not ready (a DR deployment missing): stops at the force gate; rejected, nothing changes; a dry run only reports', async () => {
+    const base = sandboxProfile();
+    const dr = base.sites.dr!;
+    const profile = {
+      ...base,
+      sites: { ...base.sites, dr: { ...dr, kubernetes: { ...dr.kubernetes, deployments: [...dr.kubernetes.deployments, 'mimir-gone'] } } },
+    };
+    const w = await testWorker({ profile });
+    await w.run(async () => {
+      const handle = await startFailover(w);
+      const s = await waitForStatus(handle, (x) => x.openGate !== undefined, 60_000);
+      assert.equal(s.openGate!.name, 'force');
+      assert.match(s.openGate!.title, /dr is NOT ready \(dr's deployments: deployment: 'mimir-gone' does not exist/);
+      await handle.executeUpdate(rejectUpdate, { args: [{ by: 'alice', comment: 'not without the deployment' }] });
+      const result = await handle.result();
+      assert.equal(result.outcome, 'not-ready');
+      assert.match(result.error!, /mimir-gone/);
+      const acts = await scheduled(w, handle.workflowId);
+      assert.ok(!acts.some((a) => ['fence', 'fenceDatabase', 'promoteStandby'].includes(a)), acts.join(', '));
+
+      const dry = await startFailover(w, { dryRun: true, incidentId: 'INC-8' });
+      const planned = await dry.result();
+      assert.equal(planned.outcome, 'dry-run');
+      assert.equal(planned.readiness!.replication.receiverStatus, 'streaming');
+      assert.equal(typeof planned.readiness!.replication.lagBytes, 'number');
+      assert.equal(planned.readiness!.drHealth.answered, true);
+      assert.equal(planned.readiness!.drHealth.httpStatus, 503, 'the standby answers: read-only');
+    });
+    assert.equal(await inRecovery('dr'), true);
+    assert.equal(await replicas('mimir-production', 'mimir-api'), 3);
   });
 
   it('split brain guard: when fencing fails, the primary is unfenced and the standby is not promoted', async () => {
@@ -208,5 +241,49 @@ describe('DR failover and failback', () => {
     assert.equal(await edge(), 'mimir-api.mimir-production.svc.cluster.local', 'traffic is back at production');
     assert.equal(await replicas('mimir-production', 'mimir-api'), 3);
     assert.equal(await replicas('mimir-dr', 'mimir-api'), 0);
+  });
+
+  it('traffic providers: `webhook` calls the URL, `manual` waits at gate `traffic` for the person who changed DNS', async () => {
+    const base = sandboxProfile();
+    const withTraffic = (traffic: NonNullable<Profile['sites'][string]['traffic']>): Profile => ({
+      ...base,
+      sites: { ...base.sites, dr: { ...base.sites.dr!, traffic } },
+    });
+    const receiver = await startReceiver();
+    try {
+      await ensureDrPair();
+      const w = await testWorker({
+        profile: withTraffic({ provider: 'webhook', url: { env: 'MIMIR_TEST_TRAFFIC_WEBHOOK' } }),
+        env: { MIMIR_TEST_TRAFFIC_WEBHOOK: receiver.url },
+      });
+      const result = await w.run(() => failover(w));
+      assert.equal(result.outcome, 'completed', result.error);
+      assert.equal(receiver.received.length, 1);
+      assert.deepEqual({ ...receiver.received[0], workflowId: undefined }, { action: 'switch-traffic', site: 'dr', workflowId: undefined });
+      assert.equal(await edge(), 'mimir-api.mimir-production.svc.cluster.local', 'the webhook, not the cluster, moved the traffic');
+    } finally {
+      await receiver.close();
+    }
+
+    await ensureDrPair();
+    const w = await testWorker({ profile: withTraffic({ provider: 'manual', instructions: 'point mimir.example.com at dr' }) });
+    const result = await w.run(async () => {
+      const handle = await startFailover(w);
+      await waitForStatus(handle, (s) => s.openGate?.name === 'failover', 60_000);
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] });
+      const s = await waitForStatus(handle, (x) => x.openGate?.name === 'traffic', 120_000);
+      assert.match(s.openGate!.title, /Point DNS at dr, then approve: point mimir\.example\.com at dr/);
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', comment: 'DNS changed, TTL 60s' }] });
+      return handle.result();
+    });
+    assert.equal(result.outcome, 'completed', result.error);
+    assert.deepEqual(
+      result.approvals.map((a) => [a.gate, a.by]),
+      [
+        ['failover', 'alice'],
+        ['traffic', 'bob'],
+      ],
+    );
+    assert.equal(result.traffic!.provider, 'manual');
   });
 });
