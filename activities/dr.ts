@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSyn
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import type { CatchUp, HealthCheck, ReplicationState } from '../workflows/types.js';
-import { activityContext } from './context.js';
+import { activityContext, progress } from './context.js';
 import { ConfigError, InvalidInputError, NotifyError, NotReadyError, redact } from './errors.js';
 import { createKubernetesActivities, type KubeDeps } from './kubernetes.js';
 import { pgEnv } from './pg-tools.js';
@@ -15,14 +15,6 @@ import { withDatabase } from './postgres.js';
 import { healthUrlOf, siteOf, type SiteDeps } from './sites.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** In an activity: heartbeat with progress, and stop if the activity was cancelled. */
-function progress(details: Record<string, unknown>): void {
-  const ctx = activityContext();
-  if (!ctx) return;
-  ctx.heartbeat(details);
-  if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-}
 
 /** A session that may write even while the database is fenced read-only (only this procedure's own statements). */
 async function readWrite(c: pg.Client): Promise<void> {

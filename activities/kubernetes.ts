@@ -7,7 +7,7 @@ import { createWriteStream, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
-import { activityContext } from './context.js';
+import { progress } from './context.js';
 import { InvalidInputError, KubernetesApiError, NotFoundError, NotReadyError, PermissionDeniedError } from './errors.js';
 import { sha256File, writeOnce, type WrittenFile } from './files.js';
 
@@ -92,14 +92,6 @@ interface Clients {
   autoscaling: k8s.AutoscalingV2Api;
   networking: k8s.NetworkingV1Api;
   log: k8s.Log;
-}
-
-/** In an activity: heartbeat with progress, and stop if the activity was cancelled. */
-function progress(details: Record<string, unknown>): void {
-  const ctx = activityContext();
-  if (!ctx) return;
-  ctx.heartbeat(details);
-  if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

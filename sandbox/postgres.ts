@@ -155,7 +155,9 @@ function serverConf(inst: SandboxInstance, port: number): string {
     `hot_standby = on`,
     `hot_standby_feedback = on`,
     `archive_mode = on`,
-    `archive_command = 'test ! -f ${p.archive}/%f && cp %p ${p.archive}/%f.tmp && mv ${p.archive}/%f.tmp ${p.archive}/%f'`,
+    // Never overwrites; a file archived already with the same content (a timeline history file both nodes
+    // hold after a failover and a failback) counts as archived, so the archiver never gets stuck on it.
+    `archive_command = 'test ! -f ${p.archive}/%f && cp %p ${p.archive}/%f.tmp && mv ${p.archive}/%f.tmp ${p.archive}/%f || cmp -s %p ${p.archive}/%f'`,
     `archive_timeout = 60`,
     `track_commit_timestamp = on`,
     `wal_log_hints = on`, // pg_rewind can turn an old primary into a standby of the new one (failback)

@@ -37,7 +37,10 @@ describe('CLI and worker processes', () => {
   it('bad input gets a clear error and a non-zero exit, and starts nothing', async () => {
     const unknown = await cli(['start', 'make-coffee', '--site', 'primary'], env);
     assert.equal(unknown.code, 2);
-    assert.match(unknown.stderr, /unknown procedure 'make-coffee' \(known: connection-cleanup, database-recovery\)/);
+    assert.match(
+      unknown.stderr,
+      /unknown procedure 'make-coffee' \(known: connection-cleanup, database-recovery, dr-failover, dr-failback[,)]/,
+    );
     const badDuration = await cli(['start', 'connection-cleanup', '--site', 'primary', '--idle-for', 'soon'], env);
     assert.equal(badDuration.code, 2);
     assert.match(badDuration.stderr, /idleFor: must be a positive duration such as '90s', '15m' or '1h'/);
