@@ -302,6 +302,13 @@ export function createDrActivities(deps: SiteDeps & KubeDeps) {
           `${readFileSync(join(dataDir, 'postgresql.auto.conf'), 'utf8').trimEnd()}\n# standby of site ${from} (${runId})\nprimary_conninfo = '${conninfo.replaceAll("'", "''")}'\nprimary_slot_name = '${slot}'\n`,
           { mode: 0o600 },
         );
+        // WAL a standby holds was archived by the server that wrote it: marked done, so this server, once
+        // promoted, does not archive it again (a rewind copies segments and their `.ready` marks).
+        const status = join(dataDir, 'pg_wal', 'archive_status');
+        if (existsSync(status)) {
+          for (const f of readdirSync(status).filter((x) => x.endsWith('.ready')))
+            renameSync(join(status, f), join(status, f.replace(/\.ready$/, '.done')));
+        }
         rmSync(join(dataDir, 'recovery.signal'), { force: true });
         rmSync(join(dataDir, 'postmaster.pid'), { force: true });
         writeFileSync(join(dataDir, 'standby.signal'), '');

@@ -3,8 +3,8 @@
 // production deployments run their seeded replicas with the ingress open, DR deployments are at 0,
 // and the edge Service points at production. Idempotent, and fast when nothing is to do.
 import * as k8s from '@kubernetes/client-node';
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ANNOTATIONS } from '../activities/kubernetes.js';
 import type { SandboxInstance } from './instance.js';
 import { apiHost, DR, EDGE, edgeObjects, PRODUCTION, PUBLIC_SERVICE, SEEDED_REPLICAS } from './kube/world.js';
@@ -56,6 +56,7 @@ export async function ensureStreamingPair(inst: SandboxInstance): Promise<string
       `SELECT count(*) FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid
         WHERE s.slot_name = '${SLOT}' AND r.state = 'streaming'`,
     )) !== '0' && (await psqlSuper(inst, 'dr', 'SELECT pg_is_in_recovery()').catch(() => 'f')) === 't';
+  if (await unblockArchiver(inst)) repaired.push('moved aside archived WAL files of an abandoned timeline');
   if (await streaming()) return repaired;
   // A standby that just (re)started may need a moment before it streams.
   if (
@@ -70,6 +71,34 @@ export async function ensureStreamingPair(inst: SandboxInstance): Promise<string
   await postgresUp(inst); // drUp: drop the slot, pg_basebackup from the primary, stream
   repaired.push('rebuilt the DR standby from the primary');
   return repaired;
+}
+
+/**
+ * Both nodes archive into one directory, and a standby rebuilt from the primary may later be promoted
+ * onto a timeline ID an earlier failover used: its history file or segments then differ from the
+ * archived ones and the primary's archiver retries forever. The primary's own files win: archived
+ * files that differ from ones the primary still has to archive are moved aside (kept, renamed).
+ */
+async function unblockArchiver(inst: SandboxInstance): Promise<boolean> {
+  const p = pgPaths(inst);
+  const status = join(p.primary.data, 'pg_wal', 'archive_status');
+  if (!existsSync(status)) return false;
+  let moved = false;
+  for (const f of readdirSync(status).filter((x) => x.endsWith('.ready'))) {
+    const wal = f.replace(/\.ready$/, '');
+    const archived = join(p.archive, wal);
+    if (!existsSync(archived) || !existsSync(join(p.primary.data, 'pg_wal', wal))) continue;
+    if (readFileSync(archived).equals(readFileSync(join(p.primary.data, 'pg_wal', wal)))) continue;
+    renameSync(archived, `${archived}.abandoned-${Date.now()}`);
+    moved = true;
+  }
+  if (moved) {
+    await psqlSuper(inst, 'primary', 'SELECT pg_switch_wal()'); // wakes the archiver
+    await waitFor('the primary to archive its WAL', async () => readdirSync(status).every((x) => !x.endsWith('.ready')), 90_000).catch(
+      () => undefined,
+    );
+  }
+  return moved;
 }
 
 /** Production at its seeded replicas with the ingress open, DR at 0, the edge Service at production. */
