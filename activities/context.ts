@@ -9,3 +9,11 @@ export function activityContext(): Context | undefined {
     return undefined;
   }
 }
+
+/** In an activity: heartbeat with progress, and stop if the activity was cancelled (a no-op outside one). */
+export function progress(details: Record<string, unknown>): void {
+  const ctx = activityContext();
+  if (!ctx) return;
+  ctx.heartbeat(details);
+  if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+}

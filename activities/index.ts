@@ -1,6 +1,7 @@
 // createActivities(deps): every activity, with its dependencies injected (Temporal samples' pattern).
 import type { Profile } from '../config/profile.js';
 import { createDrillActivities } from './drill.js';
+import { createDrActivities } from './dr.js';
 import { createKubernetesActivities } from './kubernetes.js';
 import { createNotifyActivities } from './notify.js';
 import { createPgToolsActivities } from './pg-tools.js';
@@ -29,6 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     notifySecurity: createNotifyActivities({ webhookUrl: deps.env[deps.profile.security?.contact?.webhookUrl.env ?? webhookRef ?? ''] })
       .notify,
     ...createDrillActivities(deps),
+    ...createDrActivities({ ...deps, kubeconfig: deps.env.KUBECONFIG }),
   };
 }
 

@@ -10,7 +10,7 @@ import { isAbsolute, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { stringify } from 'yaml';
-import { activityContext } from './context.js';
+import { activityContext, progress } from './context.js';
 import { InvalidInputError, KubernetesApiError, NotFoundError, NotReadyError, PermissionDeniedError } from './errors.js';
 import { sha256File, writeOnce, type WrittenFile } from './files.js';
 import { badCidrs } from '../workflows/lib/validate.js';
@@ -96,14 +96,6 @@ interface Clients {
   autoscaling: k8s.AutoscalingV2Api;
   networking: k8s.NetworkingV1Api;
   log: k8s.Log;
-}
-
-/** In an activity: heartbeat with progress, and stop if the activity was cancelled. */
-function progress(details: Record<string, unknown>): void {
-  const ctx = activityContext();
-  if (!ctx) return;
-  ctx.heartbeat(details);
-  if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -910,6 +902,32 @@ export function createKubernetesActivities(deps: KubeDeps = {}) {
         return { done: ds.items.length + pods.items.length === 0, state: { deployments: ds.items.length, pods: pods.items.length } };
       });
       return { namespace, selector, deleted };
+    },
+
+    /** Repoints an ExternalName Service (the entry point users resolve) at `externalName`; a no-op when it points there already. */
+    async repointService({ target, name, externalName }: { target: KubeTarget; name: string; externalName: string }) {
+      const c = clients(target);
+      checkName('name', name);
+      checkName('externalName', externalName);
+      const svc = await call(`read service ${target.namespace}/${name}`, () =>
+        c.core.readNamespacedService({ name, namespace: target.namespace }),
+      );
+      if (svc.spec?.type !== 'ExternalName') {
+        throw new InvalidInputError(`service: ${target.namespace}/${name} is of type ${svc.spec?.type ?? 'ClusterIP'}, not ExternalName`);
+      }
+      const previous = svc.spec.externalName ?? null;
+      if (previous === externalName) return { name, externalName, previous, changed: false };
+      await call(`repoint service ${target.namespace}/${name}`, () =>
+        c.core.patchNamespacedService(
+          {
+            name,
+            namespace: target.namespace,
+            body: { metadata: { resourceVersion: svc.metadata!.resourceVersion }, spec: { externalName } },
+          },
+          mergePatch,
+        ),
+      );
+      return { name, externalName, previous, changed: true };
     },
   };
 }

@@ -32,9 +32,10 @@ export function serverOf(deps: SiteDeps, site: string) {
 }
 
 /** Runs a server-side tool as the owner of the data directory (`postgres` when the worker is root). */
-export async function asServerOwner(toolName: string, args: string[]) {
+export async function asServerOwner(toolName: string, args: string[], env?: Record<string, string>) {
   const bin = join((await execa('pg_config', ['--bindir'])).stdout.trim(), toolName);
-  return process.getuid?.() === 0 ? execa('runuser', ['-u', 'postgres', '--', bin, ...args]) : execa(bin, args);
+  const opts = { env, extendEnv: true, cancelSignal: activityContext()?.cancellationSignal };
+  return process.getuid?.() === 0 ? execa('runuser', ['-u', 'postgres', '--', bin, ...args], opts) : execa(bin, args, opts);
 }
 
 export async function serverRunning(dataDir: string): Promise<boolean> {
@@ -206,8 +207,10 @@ export function createPitrActivities(deps: SiteDeps) {
         const conf = readFileSync(join(dataDir, 'postgresql.auto.conf'), 'utf8');
         writeFileSync(
           join(dataDir, 'postgresql.auto.conf'),
-          `${conf}\n# point-in-time recovery ${runId}\nrestore_command = 'cp "${walArchive}/%f" "%p"'\nrecovery_target_time = '${target.iso.replace('T', ' ').replace('Z', '+00')}'\nrecovery_target_action = 'promote'\n`,
+          `${conf}\n# point-in-time recovery ${runId}\nrestore_command = 'cp "${walArchive}/%f" "%p"'\nrecovery_target_time = '${target.iso.replace('T', ' ').replace('Z', '+00')}'\nrecovery_target_action = 'promote'\nrecovery_target_timeline = 'current'\n`,
         );
+        // 'current': the base backup's own timeline. The archive may hold later timelines of other servers
+        // (a DR site promoted in a failover); 'latest' would follow one of those instead of this history.
         writeFileSync(marker, `${target.iso}\n`);
         if (process.getuid?.() === 0) await execa('chown', ['-R', 'postgres:postgres', dataDir]);
         await execa('chmod', ['700', dataDir]);

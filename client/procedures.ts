@@ -6,6 +6,8 @@ import {
   credentialRotationInput,
   databaseRecoveryInput,
   drDrillInput,
+  drFailbackInput,
+  drFailoverInput,
 } from '../workflows/inputs.js';
 
 export interface ProcedureDef {
@@ -48,5 +50,17 @@ export const PROCEDURES: Record<string, ProcedureDef> = {
     summary: 'DR drill: restore the latest base backup into a scratch cluster, verify, measure RTO/RPO, tear down',
     schema: drDrillInput,
     workflowId: (i) => `dr-drill-${i.site}-${i.incidentId ?? stamp()}`,
+  },
+  'dr-failover': {
+    workflowType: 'drFailoverWorkflow',
+    summary: 'Failover to DR Site: readiness, approval, fence the primary, catch up, promote the standby, scale up, switch traffic, verify',
+    schema: drFailoverInput,
+    workflowId: (i) => `dr-failover-${i.site}-${i.incidentId ?? stamp()}`,
+  },
+  'dr-failback': {
+    workflowType: 'drFailbackWorkflow',
+    summary: 'Failback from the DR site: rebuild the old primary as a standby, switch over back with zero data loss',
+    schema: drFailbackInput,
+    workflowId: (i) => `dr-failback-${i.site}-${i.incidentId ?? stamp()}`,
   },
 };

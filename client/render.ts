@@ -1,5 +1,11 @@
 // Text rendering of a procedure's status: the journal as a timeline, the open gate, the outcome.
-import type { BreachContainmentReport, CredentialRotationResult, DatabaseRecoveryReport, JournalEntry } from '../workflows/types.js';
+import type {
+  BreachContainmentReport,
+  CredentialRotationResult,
+  DatabaseRecoveryReport,
+  DrReport,
+  JournalEntry,
+} from '../workflows/types.js';
 import type { StatusView } from './client.js';
 
 const time = (iso?: string) => (iso ? iso.slice(11, 19) : '        ');
@@ -101,6 +107,16 @@ export function renderReport(v: StatusView): string {
     );
   }
   lines.push(...renderSecurity(v.result));
+  const dr = (v.result ?? {}) as Partial<DrReport>;
+  if (dr.drSite) {
+    lines.push(
+      '',
+      '## Recovery objectives',
+      `- **RTO** (approval to healthy): ${dr.rtoSeconds ?? '—'} s`,
+      `- **RPO** (WAL not replayed at promotion): ${dr.rpo ? `${dr.rpo.bytes ?? 'unknown'} bytes, ${dr.rpo.seconds ?? 'unknown'} s (${dr.rpo.basis})` : '—'}`,
+      ...(dr.traffic ? [`- **Traffic**: ${dr.traffic.provider}, ${dr.traffic.previous ?? '?'} → ${dr.traffic.now ?? '?'}`] : []),
+    );
+  }
   lines.push(
     '',
     '## Root Cause',

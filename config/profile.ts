@@ -14,6 +14,23 @@ const envRef = z
 /** A path on the worker host: absolute, or read from an environment variable. */
 const pathRef = z.union([z.string().regex(/^\//, 'must be an absolute path'), envRef]);
 
+/** How user traffic is switched to a site: a person confirms DNS, a Kubernetes Service is repointed, or a webhook is called. */
+export const trafficSchema = z.discriminatedUnion('provider', [
+  z.object({ provider: z.literal('manual'), instructions: z.string().min(1).optional() }).strict(),
+  z
+    .object({
+      provider: z.literal('kubernetes'),
+      context: z.string().min(1, 'must name a context in the kubeconfig'),
+      namespace: dnsName,
+      service: dnsName.describe('an ExternalName Service: the entry point users resolve'),
+      externalName: z
+        .string()
+        .regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a DNS name such as mimir-api.mimir-dr.svc.cluster.local'),
+    })
+    .strict(),
+  z.object({ provider: z.literal('webhook'), url: envRef.describe('where the webhook URL (it may hold a token) is read from') }).strict(),
+]);
+
 export const siteSchema = z
   .object({
     kubernetes: z
@@ -45,7 +62,8 @@ export const siteSchema = z
           .describe('the server as the worker host sees it: for base backups and point-in-time recovery'),
       })
       .strict(),
-    healthUrl: z.url().optional(),
+    healthUrl: z.union([z.url(), envRef]).optional().describe('the site health endpoint, or where its URL is read from'),
+    traffic: trafficSchema.optional().describe('how traffic is sent to this site in a failover (a DR site must have it)'),
     drill: z
       .object({
         namespace: dnsName.describe('a pre-created scratch namespace the worker may create and delete deployments in (deploy/rbac.yaml)'),
@@ -119,6 +137,7 @@ export const profileSchema = z
 
 export type Profile = z.infer<typeof profileSchema>;
 export type Site = z.infer<typeof siteSchema>;
+export type Traffic = z.infer<typeof trafficSchema>;
 
 export class ProfileError extends Error {
   override name = 'ProfileError';
@@ -161,6 +180,10 @@ export function missingReferences(profile: Profile, env: NodeJS.ProcessEnv): str
       typeof v === 'object' ? [[`sites.${name}.database.server.${k}.env`, v.env] as [string, string]] : [],
     ),
   ]);
+  for (const [name, s] of Object.entries(profile.sites)) {
+    if (s.healthUrl && typeof s.healthUrl === 'object') refs.push([`sites.${name}.healthUrl.env`, s.healthUrl.env]);
+    if (s.traffic?.provider === 'webhook') refs.push([`sites.${name}.traffic.url.env`, s.traffic.url.env]);
+  }
   if (profile.notify.webhookUrl) refs.push(['notify.webhookUrl.env', profile.notify.webhookUrl.env]);
   if (profile.security?.contact) refs.push(['security.contact.webhookUrl.env', profile.security.contact.webhookUrl.env]);
   if (typeof profile.security?.evidence.root === 'object') refs.push(['security.evidence.root.env', profile.security.evidence.root.env]);

@@ -14,6 +14,7 @@ import {
   replicationUrl,
   type SeedScale,
 } from './postgres.js';
+import { healthDown, healthStatus, healthUp, healthUrl } from './health.js';
 import { livePid, spawnDaemon, stopPid, waitFor } from './process.js';
 import { temporalAddress, temporalCli, temporalDown, temporalStatus, temporalUiUrl, temporalUp } from './temporal.js';
 
@@ -35,6 +36,10 @@ export function sandboxEnv(inst: SandboxInstance): Record<string, string> {
     MIMIR_PRIMARY_DATA_DIR: pgPaths(inst).primary.data,
     MIMIR_WAL_ARCHIVE_DIR: pgPaths(inst).archive,
     MIMIR_PRIMARY_REPLICATION_URL: replicationUrl(inst),
+    MIMIR_DR_DATA_DIR: pgPaths(inst).dr.data,
+    MIMIR_DR_REPLICATION_URL: replicationUrl(inst, undefined, 'dr'),
+    MIMIR_PRIMARY_HEALTH_URL: healthUrl(inst, 'primary'),
+    MIMIR_DR_HEALTH_URL: healthUrl(inst, 'dr'),
     MIMIR_PROFILE: SANDBOX_PROFILE,
     MIMIR_EVIDENCE_DIR: join(inst.stateDir, 'evidence'),
     MIMIR_SANDBOX: inst.name,
@@ -107,12 +112,16 @@ export async function sandboxUp(inst: SandboxInstance, opts: UpOptions = {}) {
   log(`temporal    ${temporal}: ${temporalAddress(inst)}, Web UI ${temporalUiUrl(inst)}`);
   const pg = await postgresUp(inst, opts.scale ?? DEFAULT_SCALE);
   log(`postgres    primary ${pg.primary} on 127.0.0.1:${inst.ports.pgPrimary}, dr standby ${pg.dr} on 127.0.0.1:${inst.ports.pgDr}`);
+  const health = await healthUp(inst);
+  log(`health      ${health}: ${healthUrl(inst, 'primary')}, ${healthUrl(inst, 'dr')}`);
   const k8s = await kubernetesUp(inst);
   log(`kubernetes  ${k8s}: ${apiserverUrl(inst)}, context ${KUBE_CONTEXT} in ${kubeconfigPath(inst)}`);
   const worker = opts.worker ? await workerUp(inst) : undefined;
   if (worker) log(`worker      ${worker}`);
   const changed =
-    [temporal, pg.primary, pg.dr, k8s].some((s) => s !== 'running') || (worker !== undefined && !worker.startsWith('running'));
+    [temporal, pg.primary, pg.dr, k8s].some((s) => s !== 'running') ||
+    health.includes('started') ||
+    (worker !== undefined && !worker.startsWith('running'));
   return { changed };
 }
 
@@ -120,6 +129,7 @@ export async function sandboxDown(inst: SandboxInstance, opts: { purge?: boolean
   const stopped: string[] = [];
   if (await workerDown(inst)) stopped.push('worker');
   if (await kubernetesDown(inst)) stopped.push('kubernetes');
+  if (await healthDown(inst)) stopped.push('health');
   stopped.push(...(await postgresDown(inst)).map((r) => `postgres ${r}`));
   if (await temporalDown(inst)) stopped.push('temporal');
   if (opts.purge && existsSync(inst.stateDir)) rmSync(inst.stateDir, { recursive: true, force: true });
@@ -135,6 +145,7 @@ export async function sandboxStatus(inst: SandboxInstance) {
     postgresPrimary: pg.primary,
     postgresDr: pg.dr,
     kubernetes: await kubernetesStatus(inst),
+    health: healthStatus(inst),
     worker: worker === undefined ? 'stopped' : `running (pid ${worker})`,
   };
 }

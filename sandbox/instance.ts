@@ -18,6 +18,9 @@ export interface SandboxPorts {
   etcdClient: number;
   etcdPeer: number;
   kwokServer: number;
+  /** Each site's health endpoint (sandbox/health.ts): a small HTTP service that checks its own database. */
+  healthPrimary: number;
+  healthDr: number;
 }
 
 export interface SandboxInstance {
@@ -42,6 +45,8 @@ const PORTS: Record<'dev' | 'test' | 'bench', SandboxPorts> = {
     etcdClient: 2379,
     etcdPeer: 2380,
     kwokServer: 10247,
+    healthPrimary: 8480,
+    healthDr: 8481,
   },
   test: {
     temporal: 17233,
@@ -55,6 +60,8 @@ const PORTS: Record<'dev' | 'test' | 'bench', SandboxPorts> = {
     etcdClient: 12379,
     etcdPeer: 12380,
     kwokServer: 20247,
+    healthPrimary: 18480,
+    healthDr: 18481,
   },
   bench: {
     temporal: 27233,
@@ -68,6 +75,8 @@ const PORTS: Record<'dev' | 'test' | 'bench', SandboxPorts> = {
     etcdClient: 22379,
     etcdPeer: 22380,
     kwokServer: 30247,
+    healthPrimary: 28480,
+    healthDr: 28481,
   },
 };
 

@@ -95,10 +95,10 @@ export function databaseUrl(inst: SandboxInstance, role: PgRole, secrets = loadS
   return `postgresql://${APP_USER}${pw}@127.0.0.1:${port}/${DATABASE}`;
 }
 
-/** A URL of the replication role (pg_basebackup), for point-in-time recovery. */
-export function replicationUrl(inst: SandboxInstance, secrets = loadSecrets(inst)): string {
+/** A URL of the replication role (pg_basebackup, pg_rewind), for point-in-time recovery and rebuilding a standby. */
+export function replicationUrl(inst: SandboxInstance, secrets = loadSecrets(inst), role: PgRole = 'primary'): string {
   const pw = secrets ? `:${encodeURIComponent(secrets.replicationPassword)}` : '';
-  return `postgresql://${REPLICATION_USER}${pw}@127.0.0.1:${pgPaths(inst).primary.port}/postgres`;
+  return `postgresql://${REPLICATION_USER}${pw}@127.0.0.1:${pgPaths(inst)[role].port}/postgres`;
 }
 
 async function running(data: string): Promise<boolean> {
@@ -155,9 +155,12 @@ function serverConf(inst: SandboxInstance, port: number): string {
     `hot_standby = on`,
     `hot_standby_feedback = on`,
     `archive_mode = on`,
-    `archive_command = 'test ! -f ${p.archive}/%f && cp %p ${p.archive}/%f.tmp && mv ${p.archive}/%f.tmp ${p.archive}/%f'`,
+    // Never overwrites; a file archived already with the same content (a timeline history file both nodes
+    // hold after a failover and a failback) counts as archived, so the archiver never gets stuck on it.
+    `archive_command = 'test ! -f ${p.archive}/%f && cp %p ${p.archive}/%f.tmp && mv ${p.archive}/%f.tmp ${p.archive}/%f || cmp -s %p ${p.archive}/%f'`,
     `archive_timeout = 60`,
     `track_commit_timestamp = on`,
+    `wal_log_hints = on`, // pg_rewind can turn an old primary into a standby of the new one (failback)
     `log_line_prefix = '%m [%p] %q%u@%d '`,
     '',
   ].join('\n');
@@ -187,6 +190,17 @@ async function reuse(node: { data: string; log: string; ready: string; port: num
 /** Point-in-time recovery switches WAL segments so a recent target is archived (a per-database grant; idempotent). */
 async function grantWalSwitch(inst: SandboxInstance) {
   await psqlSuper(inst, 'primary', `GRANT EXECUTE ON FUNCTION pg_switch_wal() TO ${APP_USER};`, {}, DATABASE);
+  // Failover promotes a standby (pg_promote); failback rewinds the old primary from the new one (pg_rewind's functions).
+  await psqlSuper(inst, 'primary', `GRANT EXECUTE ON FUNCTION pg_promote(boolean, integer) TO ${APP_USER};`, {}, DATABASE);
+  await psqlSuper(
+    inst,
+    'primary',
+    `GRANT EXECUTE ON FUNCTION pg_ls_dir(text, boolean, boolean) TO ${REPLICATION_USER};
+     GRANT EXECUTE ON FUNCTION pg_stat_file(text, boolean) TO ${REPLICATION_USER};
+     GRANT EXECUTE ON FUNCTION pg_read_binary_file(text) TO ${REPLICATION_USER};
+     GRANT EXECUTE ON FUNCTION pg_read_binary_file(text, bigint, bigint, boolean) TO ${REPLICATION_USER};
+     GRANT pg_checkpoint TO ${REPLICATION_USER};`,
+  );
 }
 
 async function primaryUp(inst: SandboxInstance, secrets: PgSecrets, scale: SeedScale): Promise<string> {

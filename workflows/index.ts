@@ -4,3 +4,4 @@ export { databaseRecoveryWorkflow } from './database-recovery.js';
 export { breachContainmentWorkflow } from './breach-containment.js';
 export { credentialRotationWorkflow } from './credential-rotation.js';
 export { drDrillWorkflow } from './dr-drill.js';
+export { drFailbackWorkflow, drFailoverWorkflow } from './dr-failover.js';

@@ -75,3 +75,28 @@ export const breachContainmentInput = procedureInputBase
   .strict();
 /** A DR drill restores into scratch places only; it takes the common fields and nothing else. */
 export const drDrillInput = procedureInputBase.strict();
+const siteName = procedureInputBase.shape.site;
+const notSameSite = (i: { site: string; drSite: string }) => i.site !== i.drSite;
+const sameSiteIssue = { message: 'must name another site than `site` (the DR site cannot be the primary)', path: ['drSite'] };
+
+export const drFailoverInput = procedureInputBase
+  .extend({
+    drSite: siteName,
+    replicas: z
+      .record(z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a deployment name'), z.number().int().min(0).max(1000))
+      .optional(),
+    catchUpTimeout: duration.default('60s'),
+    maxLagSeconds: z.number().min(0).max(86_400).default(30),
+    dryRun: z.boolean().default(false),
+  })
+  .strict()
+  .refine(notSameSite, sameSiteIssue);
+
+export const drFailbackInput = procedureInputBase
+  .extend({
+    drSite: siteName,
+    catchUpTimeout: duration.default('5m'),
+    dryRun: z.boolean().default(false),
+  })
+  .strict()
+  .refine(notSameSite, sameSiteIssue);

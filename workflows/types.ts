@@ -66,6 +66,10 @@ export interface SiteView {
   kubernetes: { context: string; namespace: string; deployments: string[]; ingress?: string };
   database: { name: string; pod?: string };
   healthUrl?: string;
+  /** How traffic is sent to this site in a failover (non-secret view). */
+  traffic?: TrafficView;
+  /** Whether the worker host manages this site's server (data directory): needed to rebuild it as a standby. */
+  hasServer?: boolean;
   approvals: { approvers: string[]; escalateAfter: string; deadline: string };
 }
 
@@ -310,5 +314,102 @@ export interface DrDrillResult {
     deployments: { name: string; copyOf: string; replicas: number; omittedRefs: string[] }[];
     durationMs: number;
   };
+  journal: JournalEntry[];
+}
+// --- DR failover and failback (the runbook's "Failover to DR Site") -----------------------------
+
+export interface TrafficView {
+  provider: 'manual' | 'kubernetes' | 'webhook';
+  /** kubernetes: the entry point (`namespace/service`) and where it is pointed for this site. */
+  entry?: string;
+  target?: string;
+  instructions?: string;
+}
+
+export interface DrFailoverInput extends ProcedureInputBase {
+  /** The DR site to fail over to (a site of the profile with `traffic` configured). */
+  drSite: string;
+  /** Replicas per DR deployment; default: the primary's recorded replicas. */
+  replicas?: Record<string, number>;
+  /** How long to wait for the standby to replay everything the primary flushed. Default 60s. */
+  catchUpTimeout?: string;
+  /** Readiness: the most replay lag (seconds) accepted without the `force` gate. Default 30s. */
+  maxLagSeconds?: number;
+  /** Check readiness, report, and change nothing. */
+  dryRun?: boolean;
+}
+
+export interface DrFailbackInput extends ProcedureInputBase {
+  /** The site now serving (the DR site after a failover); `site` is the original primary to return to. */
+  drSite: string;
+  /** How long to wait for the rebuilt primary to catch up. Default 5m. */
+  catchUpTimeout?: string;
+  dryRun?: boolean;
+}
+
+export interface ReplicationState {
+  primary: string;
+  standby: string;
+  primaryReachable: boolean;
+  /** pg_current_wal_flush_lsn() of the primary. */
+  primaryFlushLsn: string | null;
+  /** The primary's last committed transaction (track_commit_timestamp). */
+  primaryLastCommitAt: string | null;
+  standbyInRecovery: boolean;
+  /** pg_stat_wal_receiver.status: `streaming` when healthy. */
+  receiverStatus: string | null;
+  receiveLsn: string | null;
+  replayLsn: string | null;
+  /** pg_last_xact_replay_timestamp(). */
+  lastReplayAt: string | null;
+  /** WAL the standby has not replayed: primary flush minus replay (received minus replay when the primary is unreachable). */
+  lagBytes: number | null;
+  /** Commit time of the primary's last transaction minus that of the last one replayed; 0 when nothing is missing. */
+  lagSeconds: number | null;
+  checkedAt: string;
+}
+
+export interface CatchUp extends ReplicationState {
+  caughtUp: boolean;
+  /** `primary-flush` when compared with the primary; `last-received` when the primary was unreachable (an estimate). */
+  basis: 'primary-flush' | 'last-received';
+  waitedMs: number;
+}
+
+export interface HealthCheck {
+  site: string;
+  url: string;
+  answered: boolean;
+  healthy: boolean;
+  httpStatus?: number;
+  body?: unknown;
+  error?: string;
+}
+
+export interface DrReadiness {
+  ready: boolean;
+  reasons: string[];
+  replication: ReplicationState;
+  drDeployments: { name: string; replicas: number }[];
+  primaryDeployments: { name: string; replicas: number }[];
+  drHealth: HealthCheck;
+  traffic: TrafficView;
+}
+
+export interface DrReport {
+  outcome: 'completed' | 'dry-run' | 'rejected' | 'not-ready' | 'fence-failed' | 'rolled-back' | 'kept-fenced' | 'failed';
+  site: string;
+  drSite: string;
+  readiness?: DrReadiness;
+  /** Approval to healthy, in seconds. */
+  rtoSeconds?: number;
+  /** WAL not replayed when the standby was promoted. */
+  rpo?: { bytes: number | null; seconds: number | null; basis: CatchUp['basis']; replayLsn: string | null; primaryFlushLsn: string | null };
+  /** Seconds per phase (orchestration vs database and Kubernetes waits), from the journal. */
+  phases?: Record<string, number>;
+  traffic?: { provider: string; previous?: string | null; now?: string };
+  approvals: { gate: string; by: string; comment?: string; at: string }[];
+  timeline: { at: string; step: string; outcome: string; title: string }[];
+  error?: string;
   journal: JournalEntry[];
 }

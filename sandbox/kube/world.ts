@@ -22,6 +22,10 @@ export const PRODUCTION = 'mimir-production';
 export const DR = 'mimir-dr';
 /** The DR drills' scratch namespace: empty, pre-created, so the worker never needs to create or delete namespaces. */
 export const DRILL = 'mimir-drill';
+/** The entry point users resolve (the sandbox's stand-in for DNS): failover repoints it at the DR site. */
+export const EDGE = 'mimir-edge';
+export const PUBLIC_SERVICE = 'mimir-public';
+export const apiHost = (namespace: string) => `mimir-api.${namespace}.svc.cluster.local`;
 export const NODES = ['kwok-node-1', 'kwok-node-2', 'kwok-node-3'];
 const PART_OF = { 'app.kubernetes.io/part-of': 'mimir' };
 
@@ -114,12 +118,27 @@ function site(namespace: string, host: string, hot: boolean): KubernetesObject[]
     ns,
     config,
     keys,
-    deployment(namespace, 'mimir-api', replicas(3), { request: '512Mi', limit: '1Gi' }),
-    deployment(namespace, 'mimir-worker', replicas(2), { request: '256Mi', limit: '512Mi' }),
+    deployment(namespace, 'mimir-api', replicas(SEEDED_REPLICAS['mimir-api']!), { request: '512Mi', limit: '1Gi' }),
+    deployment(namespace, 'mimir-worker', replicas(SEEDED_REPLICAS['mimir-worker']!), { request: '256Mi', limit: '512Mi' }),
     service,
     ingress,
   ];
 }
+
+/** The edge namespace and its ExternalName Service, pointing at production. */
+export function edgeObjects(): KubernetesObject[] {
+  const ns: V1Namespace = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: EDGE, labels: { ...PART_OF } } };
+  const svc: V1Service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: PUBLIC_SERVICE, namespace: EDGE, labels: PART_OF },
+    spec: { type: 'ExternalName', externalName: apiHost(PRODUCTION) },
+  };
+  return [ns, svc];
+}
+
+/** Seeded replicas of each production deployment (the DR site's are 0). */
+export const SEEDED_REPLICAS: Record<string, number> = { 'mimir-api': 3, 'mimir-worker': 2 };
 
 export function worldObjects(): KubernetesObject[] {
   const ingressClass: V1IngressClass = {
@@ -170,6 +189,7 @@ export function worldObjects(): KubernetesObject[] {
     },
   };
   return [
+    ...edgeObjects(),
     ...NODES.map((n, i) => node(n, `sandbox-${'abc'[i]}`)),
     ingressClass,
     storageClass,

@@ -65,6 +65,18 @@ describe('site profiles and worker configuration', () => {
     assert.equal(drill('drill: { namespace: mimir-drill }').sites.primary!.drill!.replicas, undefined);
   });
 
+  it('a DR traffic provider is one of manual, kubernetes, webhook, with its own fields', () => {
+    const withTraffic = (t: string) => example.replace(/traffic: \{ provider: manual[^\n]*/, `traffic: ${t}`);
+    assert.equal(parseProfile(example).sites.dr!.traffic!.provider, 'manual');
+    assert.throws(() => parseProfile(withTraffic('{ provider: dns }')), /sites\.dr\.traffic\.provider: /);
+    assert.throws(
+      () => parseProfile(withTraffic('{ provider: kubernetes, context: c, namespace: edge, service: Public, externalName: x }')),
+      /sites\.dr\.traffic\.service: must be a Kubernetes name/,
+    );
+    const hook = parseProfile(withTraffic('{ provider: webhook, url: { env: MIMIR_DR_TRAFFIC_WEBHOOK } }'));
+    assert.ok(missingReferences(hook, {}).includes('sites.dr.traffic.url.env: environment variable MIMIR_DR_TRAFFIC_WEBHOOK is not set'));
+  });
+
   it('lists references to unset variables', () => {
     assert.deepEqual(missingReferences(parseProfile(example), { MIMIR_PRIMARY_DATABASE_URL: 'x' }), [
       'sites.primary.database.server.replicationUrl.env: environment variable MIMIR_PRIMARY_REPLICATION_URL is not set',
@@ -100,6 +112,10 @@ describe('site profiles and worker configuration', () => {
       MIMIR_WAL_ARCHIVE_DIR: '/tmp/w',
       MIMIR_EVIDENCE_DIR: '/tmp/e',
       MIMIR_PRIMARY_REPLICATION_URL: 'x',
+      MIMIR_DR_DATA_DIR: '/tmp/d2',
+      MIMIR_DR_REPLICATION_URL: 'x',
+      MIMIR_PRIMARY_HEALTH_URL: 'http://127.0.0.1:1/health',
+      MIMIR_DR_HEALTH_URL: 'http://127.0.0.1:2/health',
       TEMPORAL_ADDRESS: '127.0.0.1:7999',
       TEMPORAL_NAMESPACE: 'ops',
     });

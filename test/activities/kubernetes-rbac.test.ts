@@ -78,6 +78,9 @@ describe('worker RBAC (deploy/rbac.yaml)', () => {
     await run(k.restoreSecret, { target, name: 'api-keys', rotationId: rotation });
     await run(k.deleteSecretBackup, { target, name: 'api-keys', rotationId: rotation });
     await run(k.patchConfigMap, { target, name: 'mimir-config', data: { RBAC_CHECKED_AT: new Date().toISOString() } });
+    const edge: KubeTarget = { context: CONTEXT, namespace: 'mimir-edge' }; // DR failover's traffic provider
+    await run(k.repointService, { target: edge, name: 'mimir-public', externalName: 'mimir-api.mimir-dr.svc.cluster.local' });
+    await run(k.repointService, { target: edge, name: 'mimir-public', externalName: 'mimir-api.mimir-production.svc.cluster.local' });
     const d = await admin().apps.readNamespacedDeployment({ name: 'mimir-worker', namespace: 'mimir-production' });
     const mem = d.spec!.template.spec!.containers[0]!.resources!;
     await run(k.patchContainerMemory, {

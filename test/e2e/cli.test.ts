@@ -39,7 +39,7 @@ describe('CLI and worker processes', () => {
     assert.equal(unknown.code, 2);
     assert.match(
       unknown.stderr,
-      /unknown procedure 'make-coffee' \(known: connection-cleanup, database-recovery, [^)]*breach-containment[^)]*\)/,
+      /unknown procedure 'make-coffee' \(known: connection-cleanup, database-recovery, [^)]*breach-containment, [^)]*dr-drill, dr-failover, dr-failback\)/,
     );
     const badDuration = await cli(['start', 'connection-cleanup', '--site', 'primary', '--idle-for', 'soon'], env);
     assert.equal(badDuration.code, 2);

@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import type { Browser, Locator, Page } from 'playwright-core';
 import type pg from 'pg';
-import type { ConnectionCleanupResult } from '../../workflows/types.js';
+import type { ConnectionCleanupResult, DrReport } from '../../workflows/types.js';
 import { launchBrowser } from '../helpers/browser.js';
+import { ensureDrPair, siteSql } from '../helpers/dr.js';
 import { alive, closeAll, openSessions } from '../helpers/postgres.js';
 import { testWorker, uniqueId, waitForStatus } from '../helpers/temporal.js';
 
@@ -43,6 +44,21 @@ async function idleSessions() {
   };
 }
 
+/** The seeded DR pair before a failover from the UI, a check that it ended with the DR site serving, and the pair back afterwards. */
+async function failoverPair() {
+  await ensureDrPair();
+  return {
+    check: async (result: unknown) => {
+      const r = result as DrReport;
+      assert.equal(r.outcome, 'completed');
+      assert.equal(typeof r.rtoSeconds, 'number');
+      const [row] = await siteSql<{ recovering: boolean }>('dr', 'SELECT pg_is_in_recovery() AS recovering');
+      assert.equal(row?.recovering, false, 'the DR database was promoted');
+    },
+    cleanup: () => ensureDrPair(),
+  };
+}
+
 const CASES: UiCase[] = [
   {
     title: 'connection cleanup, approved by Update',
@@ -62,15 +78,15 @@ const CASES: UiCase[] = [
     approval: { by: 'carol' },
     prepare: idleSessions,
   },
-  // After drFailoverWorkflow is merged:
-  // {
-  //   title: 'DR failover, approved by Update',
-  //   workflowType: 'drFailoverWorkflow',
-  //   input: { site: 'primary', drSite: 'dr', requestedBy: 'ic-dave', incidentId: 'INC-7', severity: 'SEV-1' },
-  //   gate: 'failover',
-  //   via: 'update',
-  //   approval: { by: 'alice' },
-  // },
+  {
+    title: 'DR failover, approved by Update',
+    workflowType: 'drFailoverWorkflow',
+    input: { site: 'primary', drSite: 'dr', requestedBy: 'ic-dave', incidentId: uniqueId('INC-UI'), severity: 'SEV-1' },
+    gate: 'failover',
+    via: 'update',
+    approval: { by: 'alice' },
+    prepare: failoverPair,
+  },
 ];
 
 /**

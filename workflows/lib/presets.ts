@@ -88,6 +88,19 @@ export const evidenceCapture: ActivityOptions = {
   },
 };
 
+/** A DR step that waits on the database or the cluster (catch-up, promotion, scale-up, rebuild): heartbeats, so a dead worker is noticed in 10 s, which counts against the RTO. */
+export const drWait: ActivityOptions = {
+  startToCloseTimeout: '30m',
+  heartbeatTimeout: '10s',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '10s',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+  },
+};
+
 /** A rollout whose failure is an answer (a rotation rolls back): waited for once more, then reported. */
 export const k8sRollout: ActivityOptions = {
   startToCloseTimeout: '15m',
