@@ -179,7 +179,10 @@ export function createDrillActivities(deps: SiteDeps) {
             `hot_standby = off`,
             `shared_buffers = '32MB'`,
             `restore_command = 'cp "${walArchive}/%f" "%p"'`,
-            `recovery_target_timeline = 'latest'`,
+            // The base backup's own timeline, as point-in-time recovery does (activities/pitr.ts): the
+            // shared archive also holds the history of timelines other servers forked off (a DR
+            // promotion), and 'latest' would follow one this backup is not an ancestor of.
+            `recovery_target_timeline = 'current'`,
             // Replay to the end of the archive: a target an earlier point-in-time recovery left in the
             // server's own postgresql.auto.conf (copied with the base backup) must not apply here.
             ...['recovery_target', 'recovery_target_time', 'recovery_target_xid', 'recovery_target_lsn', 'recovery_target_name'].map(
@@ -207,6 +210,8 @@ export function createDrillActivities(deps: SiteDeps) {
         ctx?.heartbeat({ step: 'replay', accepting: state !== undefined });
         if (state && !state.r) break;
         if (!(await serverRunning(s.data))) {
+          // A cancellation also aborts the status check (asServerOwner honours it): not a stopped server.
+          if (cancelled()) throw ctx!.cancellationSignal.reason;
           const tail = existsSync(s.log) ? readFileSync(s.log, 'utf8').split('\n').slice(-15).join('\n') : '(no server log)';
           throw new RestoreFailedError(`the scratch server stopped while restoring base backup '${baseBackup}':\n${tail}`);
         }

@@ -225,7 +225,10 @@ describe('DR drill (restore the latest base backup into a scratch cluster)', () 
       assert.ok(existsSync(dir), 'the restore has begun writing its scratch directory');
       await handle.cancel();
       const err = await handle.result().catch((e: unknown) => e);
-      assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, `cancelled, got ${String(err)}`);
+      assert.ok(
+        err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure,
+        `cancelled, got ${String(err)}: ${rootMessage(err)}`,
+      );
       const s = await handle.query(statusQuery);
       const steps = Object.fromEntries(s.journal.map((e) => [e.step, e.outcome]));
       assert.equal(steps.restore, 'failed', 'the restore was interrupted, not finished');
@@ -273,10 +276,11 @@ describe('DR drill (restore the latest base backup into a scratch cluster)', () 
   it('a drill that cannot run fails visibly and notifies (a site without a server to drill on, an unknown site)', async () => {
     const receiver = await startReceiver();
     try {
-      const w = await testWorker({
-        profile: sandboxProfile({ notify: { webhookUrl: { env: 'MIMIR_NOTIFY_WEBHOOK_URL' } } }),
-        env: { MIMIR_NOTIFY_WEBHOOK_URL: receiver.url },
-      });
+      // The sandbox's DR site has a server (failback rebuilds it); this profile's DR site has none.
+      const profile = sandboxProfile({ notify: { webhookUrl: { env: 'MIMIR_NOTIFY_WEBHOOK_URL' } } });
+      const { server: _server, ...database } = profile.sites.dr!.database;
+      profile.sites = { ...profile.sites, dr: { ...profile.sites.dr!, database } };
+      const w = await testWorker({ profile, env: { MIMIR_NOTIFY_WEBHOOK_URL: receiver.url } });
       const [err, unknown] = await w.run(async () => {
         const fail = async (site: string) => (await start(w, { site })).result().catch((e: unknown) => e);
         return [await fail('dr'), await fail('nowhere')];
