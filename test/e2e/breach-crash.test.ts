@@ -12,7 +12,7 @@ import { FilesystemEvidenceStore } from '../../activities/evidence.js';
 import { buildWorkflowBundle } from '../../worker/bundle.js';
 import type { breachContainmentWorkflow } from '../../workflows/breach-containment.js';
 import { approveUpdate } from '../../workflows/messages.js';
-import { startWorkerProcess, type WorkerProcess } from '../helpers/cli.js';
+import { workerFleet } from '../helpers/cli.js';
 import { admin, deploymentBody, readyPods, scratchNamespace } from '../helpers/kubernetes.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { secretData, SECURITY_WEBHOOK_ENV, securityProfile } from '../helpers/security.js';
@@ -23,7 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('breach containment under failure (worker killed during evidence capture)', () => {
   const taskQueue = uniqueId('breach-crash');
-  const workers: WorkerProcess[] = [];
+  const fleet = workerFleet(() => env);
   let scratch: Awaited<ReturnType<typeof scratchNamespace>>;
   let receiver: Receiver;
   let client: Client;
@@ -50,16 +50,12 @@ describe('breach containment under failure (worker killed during evidence captur
   });
 
   after(async () => {
-    for (const w of workers) await w.killHard();
+    await fleet.killAll();
     await receiver?.close();
     await scratch?.cleanup();
   });
 
-  const worker = async () => {
-    const w = await startWorkerProcess(env);
-    workers.push(w);
-    return w;
-  };
+  const worker = fleet.start;
 
   it('a worker killed mid-capture is replaced: the evidence is complete, without duplicates or partial files; no secret leaks', async () => {
     const namespace = scratch.target.namespace;
@@ -130,7 +126,7 @@ describe('breach containment under failure (worker killed during evidence captur
     const texts = {
       'containment history': JSON.stringify(history),
       'rotation history': JSON.stringify(child),
-      'worker logs': workers.map((w) => w.output()).join('\n'),
+      'worker logs': fleet.workers.map((w) => w.output()).join('\n'),
     };
     assert.ok(texts['worker logs'].includes(taskQueue) || texts['worker logs'].includes('worker running'), 'the logs were read');
     const secrets = {

@@ -6,17 +6,15 @@ import { Client, Connection } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createActivities } from '../../activities/index.js';
 import { status } from '../../client/client.js';
 import { sandboxUp } from '../../sandbox/index.js';
-import { buildWorkflowBundle } from '../../worker/bundle.js';
 import type { databaseRecoveryWorkflow } from '../../workflows/database-recovery.js';
 import { approveUpdate } from '../../workflows/messages.js';
-import { startWorkerProcess, type WorkerProcess } from '../helpers/cli.js';
+import { buildTestBundle, workerFleet } from '../helpers/cli.js';
 import { testInstance } from '../helpers/global.js';
 import { admin, readyPods } from '../helpers/kubernetes.js';
 import { sandboxProfile, uniqueId, waitForStatus } from '../helpers/temporal.js';
@@ -41,12 +39,8 @@ describe('database recovery under failure (worker and server killed)', () => {
   const taskQueue = uniqueId('crash');
   let bundle: string;
   let client: Client;
-  const workers: WorkerProcess[] = [];
-  const worker = async () => {
-    const w = await startWorkerProcess({ MIMIR_TASK_QUEUE: taskQueue, MIMIR_WORKFLOW_BUNDLE: bundle, MIMIR_LOG_LEVEL: 'INFO' });
-    workers.push(w);
-    return w;
-  };
+  const fleet = workerFleet(() => ({ MIMIR_TASK_QUEUE: taskQueue, MIMIR_WORKFLOW_BUNDLE: bundle, MIMIR_LOG_LEVEL: 'INFO' }));
+  const worker = fleet.start;
   let expected: { articles: number; bulk: number };
 
   before(async () => {
@@ -56,12 +50,12 @@ describe('database recovery under failure (worker and server killed)', () => {
     await sql(`CREATE INDEX IF NOT EXISTS bulk_payload ON bulk (payload)`);
     await mock.run(acts.dumpDatabase, { site: 'primary', name: backup, jobs: 2 });
     expected = { articles: await count('articles'), bulk: await count('bulk') };
-    bundle = await buildWorkflowBundle({ out: join(mkdtempSync(join(tmpdir(), 'mimir-bundle-')), 'workflow-bundle.js') });
+    bundle = await buildTestBundle();
     client = new Client({ connection: await Connection.connect({ address: process.env.TEMPORAL_ADDRESS }) });
   });
 
   after(async () => {
-    for (const w of workers) await w.killHard();
+    await fleet.killAll();
     await sql('DROP TABLE IF EXISTS bulk'); // keep the rest of the suite fast
   });
 

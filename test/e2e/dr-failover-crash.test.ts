@@ -4,13 +4,9 @@
 // standby, and nothing is done twice (one fence, one promotion).
 import { Client, Connection } from '@temporalio/client';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { buildWorkflowBundle } from '../../worker/bundle.js';
 import type { drFailoverWorkflow } from '../../workflows/dr-failover.js';
 import { approveUpdate } from '../../workflows/messages.js';
-import { startWorkerProcess, type WorkerProcess } from '../helpers/cli.js';
+import { buildTestBundle, workerFleet } from '../helpers/cli.js';
 import { ensureDrPair, siteSql, startWriter } from '../helpers/dr.js';
 import { admin } from '../helpers/kubernetes.js';
 import { uniqueId, waitForStatus } from '../helpers/temporal.js';
@@ -32,23 +28,19 @@ describe('DR failover under failure (the worker killed at each step)', function 
   const taskQueue = uniqueId('dr-crash');
   let bundle: string;
   let client: Client;
-  const workers: WorkerProcess[] = [];
-  const worker = async () => {
-    const w = await startWorkerProcess({ MIMIR_TASK_QUEUE: taskQueue, MIMIR_WORKFLOW_BUNDLE: bundle, MIMIR_LOG_LEVEL: 'INFO' });
-    workers.push(w);
-    return w;
-  };
+  const fleet = workerFleet(() => ({ MIMIR_TASK_QUEUE: taskQueue, MIMIR_WORKFLOW_BUNDLE: bundle, MIMIR_LOG_LEVEL: 'INFO' }));
+  const worker = fleet.start;
 
   before(async () => {
     await ensureDrPair();
     await siteSql('primary', 'CREATE TABLE IF NOT EXISTS crash_writes (id bigint PRIMARY KEY)');
     await siteSql('primary', 'TRUNCATE crash_writes');
-    bundle = await buildWorkflowBundle({ out: join(mkdtempSync(join(tmpdir(), 'mimir-bundle-')), 'workflow-bundle.js') });
+    bundle = await buildTestBundle();
     client = new Client({ connection: await Connection.connect({ address: process.env.TEMPORAL_ADDRESS }) });
   });
 
   after(async () => {
-    for (const w of workers) await w.killHard();
+    await fleet.killAll();
     await ensureDrPair();
     await siteSql('primary', 'DROP TABLE IF EXISTS crash_writes');
   });

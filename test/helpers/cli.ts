@@ -1,6 +1,10 @@
 // Runs the real CLI and the real worker as separate processes, as a person would.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildWorkflowBundle } from '../../worker/bundle.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -57,4 +61,25 @@ export async function startWorkerProcess(env: NodeJS.ProcessEnv): Promise<Worker
     await exited;
   };
   return { child, output: () => out, exited, killHard };
+}
+
+/** The production workflow bundle (what `npm start` gives the worker), built into a temp directory. */
+export function buildTestBundle(): Promise<string> {
+  return buildWorkflowBundle({ out: join(mkdtempSync(join(tmpdir(), 'mimir-bundle-')), 'workflow-bundle.js') });
+}
+
+/** The worker processes of a crash test: each `start` replaces one that was killed; `killAll` in after(). */
+export function workerFleet(env: () => NodeJS.ProcessEnv) {
+  const workers: WorkerProcess[] = [];
+  return {
+    workers,
+    start: async () => {
+      const w = await startWorkerProcess(env());
+      workers.push(w);
+      return w;
+    },
+    killAll: async () => {
+      for (const w of workers) await w.killHard();
+    },
+  };
 }

@@ -6,7 +6,6 @@ import { DefaultLogger } from '@temporalio/worker';
 import assert from 'node:assert/strict';
 import { existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
 import { createActivities } from '../../activities/index.js';
 import type { databaseRecoveryWorkflow } from '../../workflows/database-recovery.js';
 import { rootMessage } from '../../workflows/lib/journal.js';
@@ -14,17 +13,8 @@ import { approveUpdate, retryUpdate, statusQuery } from '../../workflows/message
 import { renderReport } from '../../client/render.js';
 import type { DatabaseRecoveryInput } from '../../workflows/types.js';
 import { admin, readyPods } from '../helpers/kubernetes.js';
+import { sql } from '../helpers/postgres.js';
 import { assertRefused, sandboxProfile, testWorker, uniqueId, waitForStatus, type TestWorker } from '../helpers/temporal.js';
-
-async function sql<T extends pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: process.env.MIMIR_PRIMARY_DATABASE_URL });
-  await c.connect();
-  try {
-    return (await c.query<T>(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
 
 const replicas = async (name: string) =>
   (await admin().apps.readNamespacedDeployment({ name, namespace: 'mimir-production' })).spec!.replicas;
