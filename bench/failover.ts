@@ -8,11 +8,17 @@
 // Figures: RTO median, min, max; and where the RTO goes, from the workflow history's activity events
 // inside the RTO window: `database` = time activities spent working on PostgreSQL (fence, catch-up,
 // promotion, verification), `kubernetes` = working on the API server (fence, scale-up and its wait,
-// traffic), `orchestration` = the rest (workflow tasks, activity dispatch, the journal). The last line
-// printed is one JSON object with the figures.
+// traffic), `orchestration` = the rest (workflow tasks, activity dispatch, the journal).
+// Baseline, measured in the same run and alternating with the workflow: the same failover by hand, a
+// script that calls the same activities in the same order with no Temporal in between (fence the
+// primary's applications, ingress and database; catch up; promote; scale up the DR site; open its
+// ingress; switch traffic; poll health and writability), timed from its first change to healthy.
+// `ratio` = workflow RTO median / by-hand median: what durability, gates' bookkeeping and the
+// journal cost. The last line printed is one JSON object with the figures.
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createActivities } from '../activities/index.js';
 import { loadProfile } from '../config/profile.js';
@@ -54,6 +60,41 @@ async function approveWhenOpen(handle: { query: (q: typeof statusQuery) => Promi
   }
 }
 
+type Activities = ReturnType<typeof createActivities>;
+
+/**
+ * The failover by hand: the workflow's steps after its approval, as a plain script of the same
+ * activity calls (no workflow, no journal, no durability). Returns seconds from the first change to
+ * healthy and writable.
+ */
+async function failoverByHand(a: Activities, id: string): Promise<number> {
+  const primary = await a.resolveSite({ site: 'primary' });
+  const dr = await a.resolveSite({ site: 'dr' });
+  const at = (s: typeof primary) => ({ context: s.kubernetes.context, namespace: s.kubernetes.namespace });
+  const recorded = await a.readReplicas({ target: at(primary), deployments: primary.kubernetes.deployments });
+  const t0 = performance.now();
+  await a.fence({ target: at(primary), deployments: primary.kubernetes.deployments, by: `bench-by-hand-${id}` });
+  if (primary.kubernetes.ingress)
+    await a.restrictIngress({ target: at(primary), name: primary.kubernetes.ingress, sourceRange: '127.0.0.1/32' });
+  await a.fenceDatabase({ site: 'primary' });
+  await a.terminateClientSessions({ site: 'primary' });
+  const caught = await a.waitForCatchUp({ primary: 'primary', standby: 'dr', timeoutMs: 60_000 });
+  if (!caught.caughtUp) throw new Error(`by hand ${id}: the standby did not catch up`);
+  await a.promoteStandby({ site: 'dr' });
+  await a.unfence({
+    target: at(dr),
+    deployments: dr.kubernetes.deployments.map((name) => ({ name, replicas: recorded.find((r) => r.name === name)?.replicas ?? 1 })),
+  });
+  if (dr.kubernetes.ingress) await a.restoreIngress({ target: at(dr), name: dr.kubernetes.ingress });
+  await a.switchTraffic({ site: 'dr', workflowId: `bench-by-hand-${id}` });
+  for (;;) {
+    const [health, w] = await Promise.all([a.checkHealth({ site: 'dr' }), a.checkWritable({ site: 'dr' })]);
+    if (health.healthy && w.writable) return (performance.now() - t0) / 1000;
+    if (performance.now() - t0 > 120_000) throw new Error(`by hand ${id}: the DR site is not healthy after 120 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function main() {
   Runtime.install({
     logger: new DefaultLogger('ERROR'),
@@ -74,14 +115,26 @@ async function main() {
   const taskQueue = `bench-failover-${randomUUID()}`;
   const workerConnection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS });
   const client = new Client({ connection: await Connection.connect({ address: process.env.TEMPORAL_ADDRESS }) });
-  const worker = await Worker.create({
-    connection: workerConnection,
-    taskQueue,
-    workflowBundle: bundle,
-    activities: createActivities({ profile: loadProfile(SANDBOX_PROFILE), env: process.env }),
-  });
+  const activities = createActivities({ profile: loadProfile(SANDBOX_PROFILE), env: process.env });
+  const worker = await Worker.create({ connection: workerConnection, taskQueue, workflowBundle: bundle, activities });
 
   const rows: { rto: number; database: number; kubernetes: number; orchestration: number; failback: number; method: string }[] = [];
+  const byHand: number[] = [];
+  /** Back to the seeded pair through the failback workflow (timed apart, not part of any RTO). */
+  const failBack = async (id: string) => {
+    const t0 = Date.now();
+    const back = await client.workflow.start<typeof drFailbackWorkflow>('drFailbackWorkflow', {
+      taskQueue,
+      workflowId: `dr-failback-primary-bench-${id}`,
+      args: [{ site: 'primary', drSite: 'dr', requestedBy: 'ic-bench', incidentId: `BENCH-${id}` }],
+    });
+    await approveWhenOpen(back, 'failback');
+    await back.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] });
+    const fb: DrReport = await back.result();
+    if (fb.outcome !== 'completed') throw new Error(`failback ${id} ended '${fb.outcome}': ${fb.error ?? ''}`);
+    const method = String(fb.journal.find((e) => e.step === 'rebuild-home')?.details?.['method'] ?? '?');
+    return { failback: (Date.now() - t0) / 1000, method };
+  };
   try {
     await worker.runUntil(async () => {
       for (let i = 1; i <= runs; i++) {
@@ -124,23 +177,17 @@ async function main() {
         const rto = report.rtoSeconds!;
         const orchestration = Math.max(rto - spent.database - spent.kubernetes, 0);
 
-        // Back to the seeded pair through the failback workflow (timed apart, not part of the RTO).
-        const t0 = Date.now();
-        const back = await client.workflow.start<typeof drFailbackWorkflow>('drFailbackWorkflow', {
-          taskQueue,
-          workflowId: `dr-failback-primary-bench-${id}`,
-          args: [{ site: 'primary', drSite: 'dr', requestedBy: 'ic-bench', incidentId: `BENCH-${id}` }],
-        });
-        await approveWhenOpen(back, 'failback');
-        await back.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] });
-        const fb: DrReport = await back.result();
-        if (fb.outcome !== 'completed') throw new Error(`failback ${i} ended '${fb.outcome}': ${fb.error ?? ''}`);
-        const method = String(fb.journal.find((e) => e.step === 'rebuild-home')?.details?.['method'] ?? '?');
-        const failback = (Date.now() - t0) / 1000;
+        const { failback, method } = await failBack(id);
         rows.push({ rto, database: spent.database, kubernetes: spent.kubernetes, orchestration, failback, method });
         log(
           `run ${i}: RTO ${rto.toFixed(1)} s (database ${spent.database.toFixed(2)} s, kubernetes ${spent.kubernetes.toFixed(2)} s, orchestration ${orchestration.toFixed(2)} s); RPO ${report.rpo!.bytes} bytes; failback ${failback.toFixed(1)} s (${method})`,
         );
+
+        // The baseline: the same failover by hand, then back again the same way.
+        const hand = await failoverByHand(activities, `${id}-hand`);
+        const again = await failBack(`${id}-hand`);
+        byHand.push(hand);
+        log(`run ${i}: by hand ${hand.toFixed(1)} s; failback ${again.failback.toFixed(1)} s (${again.method})`);
       }
     });
   } finally {
@@ -158,6 +205,8 @@ async function main() {
     rto_median_s: round(median(rows.map((r) => r.rto))),
     rto_min_s: round(Math.min(...rows.map((r) => r.rto))),
     rto_max_s: round(Math.max(...rows.map((r) => r.rto))),
+    by_hand_median_s: round(median(byHand)),
+    ratio: round(median(rows.map((r) => r.rto)) / median(byHand)),
     share_database: share('database'),
     share_kubernetes: share('kubernetes'),
     share_orchestration: share('orchestration'),
@@ -169,6 +218,7 @@ async function main() {
     `RTO over ${rows.length} failovers: median ${figures.rto_median_s} s, min ${figures.rto_min_s} s, max ${figures.rto_max_s} s (goal < 15 s); ` +
       `spent in the database ${(figures.share_database * 100).toFixed(0)} %, Kubernetes ${(figures.share_kubernetes * 100).toFixed(0)} %, orchestration ${(figures.share_orchestration * 100).toFixed(0)} %`,
   );
+  log(`By hand (the same activities, no workflow): median ${figures.by_hand_median_s} s; ratio workflow / by hand ${figures.ratio}`);
   console.log(JSON.stringify(figures));
 }
 
