@@ -215,7 +215,7 @@ export function createDrillActivities(deps: SiteDeps) {
           const tail = existsSync(s.log) ? readFileSync(s.log, 'utf8').split('\n').slice(-15).join('\n') : '(no server log)';
           throw new RestoreFailedError(`the scratch server stopped while restoring base backup '${baseBackup}':\n${tail}`);
         }
-        await sleep(250);
+        await sleep(100);
       }
       return { port, baseBackup, durationMs: Date.now() - started, lastCommitAt: await withDatabase(deps, site, newestCommitAt, port) };
     },

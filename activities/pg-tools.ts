@@ -66,7 +66,8 @@ export function pgEnv(url: string): Record<string, string> {
 }
 
 let binDir: string | undefined;
-async function tool(name: string): Promise<string> {
+/** The path of a PostgreSQL tool (`pg_config --bindir` asked once: on Debian it is a wrapper script that forks several processes). */
+export async function tool(name: string): Promise<string> {
   binDir ??= (await execa('pg_config', ['--bindir'])).stdout.trim();
   return join(binDir, name);
 }

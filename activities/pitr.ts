@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { dirname, join } from 'node:path';
 import { ConfigError, InvalidInputError, NotFoundError, NotReadyError, PermissionDeniedError } from './errors.js';
 import { activityContext } from './context.js';
-import { backupDirOf, newestCommitAt, pgEnv, runTool } from './pg-tools.js';
+import { backupDirOf, newestCommitAt, pgEnv, runTool, tool } from './pg-tools.js';
 import { withDatabase } from './postgres.js';
 import { siteOf, type SiteDeps } from './sites.js';
 import type { BaseBackupInfo, PointInTimePlan } from '../workflows/types.js';
@@ -33,7 +33,7 @@ export function serverOf(deps: SiteDeps, site: string) {
 
 /** Runs a server-side tool as the owner of the data directory (`postgres` when the worker is root). */
 export async function asServerOwner(toolName: string, args: string[], env?: Record<string, string>) {
-  const bin = join((await execa('pg_config', ['--bindir'])).stdout.trim(), toolName);
+  const bin = await tool(toolName);
   const opts = { env, extendEnv: true, cancelSignal: activityContext()?.cancellationSignal };
   return process.getuid?.() === 0 ? execa('runuser', ['-u', 'postgres', '--', bin, ...args], opts) : execa(bin, args, opts);
 }

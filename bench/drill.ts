@@ -137,7 +137,7 @@ async function main() {
 
   const r = drill.value;
   const figures = {
-    benchmark: 'drill',
+    bench: 'drill',
     sandbox: inst.name,
     base_backup_s: round(base.s),
     base_mb: round(base.value.bytes / 1e6, 1),
