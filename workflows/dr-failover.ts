@@ -6,7 +6,7 @@
 import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { drFailbackInput, drFailoverInput } from './inputs.js';
-import { type ApprovalRecord, secondsBetween, StoppedForPerson, Switchover, targetOf } from './lib/dr.js';
+import { type ApprovalRecord, secondsBetween, Switchover, targetOf } from './lib/dr.js';
 import { rootMessage, type Journal } from './lib/journal.js';
 import { Procedure } from './lib/procedure.js';
 import { dbQuery, drWait, k8sCall } from './lib/presets.js';
@@ -173,20 +173,9 @@ export async function drFailoverWorkflow(rawInput: DrFailoverInput): Promise<DrR
   });
   if (!takeover.ok) return report(takeover.outcome, { error: takeover.error });
   const rpo = rpoOf(takeover.value);
-  // From here on nothing is undone; a failing step stops at `on-failure` (retry, or stop for a person).
-  proc.saga.clear();
-  let traffic: DrReport['traffic'];
-  try {
-    await sw.afterPromotion(dr, [
-      ['scale-up', () => sw.activate(dr, replicas)], // 6.
-      ['switch-traffic', async () => (traffic = await sw.switchTraffic(dr))], // 7.
-      ['verify', () => sw.verify(dr)], // 8.
-    ]);
-  } catch (err) {
-    if (!(err instanceof StoppedForPerson)) throw err;
-    journal.note('stopped', `Stopped for a person: ${dr.name} is promoted, ${err.message}`, 'failed');
-    return report('failed', { rpo, traffic, error: err.message });
-  }
+  // 6. Scale up the DR site, 7. switch traffic, 8. verify. From here on nothing is undone.
+  const { traffic, stopped } = await sw.serve(dr, replicas);
+  if (stopped) return report('failed', { rpo, traffic, error: stopped });
   // 9. Report.
   const healthyAt = new Date().toISOString();
   journal.note('healthy', `${dr.name} serves: healthy and writable`, 'succeeded', { rtoSeconds: secondsBetween(approvedAt, healthyAt) });
@@ -280,20 +269,10 @@ export async function drFailbackWorkflow(rawInput: DrFailbackInput): Promise<DrR
   });
   if (!takeover.ok) return report(takeover.outcome, { error: takeover.error });
   const rpo = rpoOf(takeover.value);
-  proc.saga.clear();
-  let traffic: DrReport['traffic'];
-  try {
-    await sw.afterPromotion(home, [
-      [
-        'scale-up',
-        () =>
-          sw.activate(
-            home,
-            home.kubernetes.deployments.map((name) => ({ name })),
-          ),
-      ],
-      ['switch-traffic', async () => (traffic = await sw.switchTraffic(home))],
-      ['verify', () => sw.verify(home)],
+  const { traffic, stopped } = await sw.serve(
+    home,
+    home.kubernetes.deployments.map((name) => ({ name })),
+    [
       [
         'rebuild-dr',
         async () => {
@@ -316,12 +295,9 @@ export async function drFailbackWorkflow(rawInput: DrFailbackInput): Promise<DrR
           }
         },
       ],
-    ]);
-  } catch (err) {
-    if (!(err instanceof StoppedForPerson)) throw err;
-    journal.note('stopped', `Stopped for a person: ${home.name} is promoted, ${err.message}`, 'failed');
-    return report('failed', { rpo, traffic, error: err.message });
-  }
+    ],
+  );
+  if (stopped) return report('failed', { rpo, traffic, error: stopped });
   const done = new Date().toISOString();
   const healthy = journal.entries.find((e) => e.step === 'verify' && e.outcome === 'succeeded')?.endedAt ?? done;
   return report('completed', { rtoSeconds: secondsBetween(approvedAt, healthy), rpo, traffic, phases: phasesOf(journal, approvedAt) });

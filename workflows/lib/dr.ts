@@ -32,7 +32,7 @@ const proofs = new WeakSet<Fenced>();
 export type ApprovalRecord = DrReport['approvals'][number];
 
 /** A post-promotion stage failed: the procedure stops at `on-failure` (retry, or stop for a person). Nothing is undone after promotion. */
-export class StoppedForPerson extends Error {}
+class StoppedForPerson extends Error {}
 
 export class Switchover {
   constructor(
@@ -247,8 +247,35 @@ export class Switchover {
     }
   }
 
+  /**
+   * After the promotion: `site`'s applications up to `replicas`, traffic switched, verified, then the
+   * `more` stages. Nothing is undone from here on (the saga is cleared): a failing stage waits at
+   * `on-failure` to be retried, or the procedure stops for a person (`stopped` says where and why).
+   */
+  async serve(
+    site: SiteView,
+    replicas: { name: string; replicas?: number }[],
+    more: [string, () => Promise<unknown>][] = [],
+  ): Promise<{ traffic?: DrReport['traffic']; stopped?: string }> {
+    this.proc.saga.clear();
+    let traffic: DrReport['traffic'];
+    try {
+      await this.afterPromotion(site, [
+        ['scale-up', () => this.activate(site, replicas)],
+        ['switch-traffic', async () => (traffic = await this.switchTraffic(site))],
+        ['verify', () => this.verify(site)],
+        ...more,
+      ]);
+      return { traffic };
+    } catch (err) {
+      if (!(err instanceof StoppedForPerson)) throw err;
+      this.proc.journal.note('stopped', `Stopped for a person: ${site.name} is promoted, ${err.message}`, 'failed');
+      return { traffic, stopped: err.message };
+    }
+  }
+
   /** Runs the post-promotion stages; a failure stops at `on-failure`, where `retry` runs the stage again. */
-  async afterPromotion(site: SiteView, stages: [string, () => Promise<unknown>][]): Promise<void> {
+  private async afterPromotion(site: SiteView, stages: [string, () => Promise<unknown>][]): Promise<void> {
     for (let i = 0; i < stages.length;) {
       try {
         await stages[i]![1]();
