@@ -51,7 +51,8 @@ function controlPlane(stateDir: string): Map<number, string> {
 
 /** CPU seconds used so far by each named process group: `capture` (this process) and each control-plane binary. */
 function cpuSeconds(procs: Map<number, string>): Record<string, number> {
-  const out: Record<string, number> = { capture: (process.cpuUsage().user + process.cpuUsage().system) / 1e6 };
+  const self = process.cpuUsage();
+  const out: Record<string, number> = { capture: (self.user + self.system) / 1e6 };
   for (const [pid, name] of procs) {
     try {
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -63,10 +64,8 @@ function cpuSeconds(procs: Map<number, string>): Record<string, number> {
   return out;
 }
 
-let procs = new Map<number, string>();
-
-/** Runs `fn`, sampling memory every 5 ms: seconds taken, peak RSS and heap, CPU seconds by process. */
-async function measured<T>(fn: () => Promise<T>) {
+/** Runs `fn`, sampling memory every 5 ms: seconds taken, peak RSS and heap, CPU seconds of this process and of `procs`. */
+async function measured<T>(procs: Map<number, string>, fn: () => Promise<T>) {
   global.gc?.();
   const cpu0 = cpuSeconds(procs);
   const base = process.memoryUsage();
@@ -84,7 +83,7 @@ async function measured<T>(fn: () => Promise<T>) {
     const cpu1 = cpuSeconds(procs);
     const cpu = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, round(v - (cpu0[k] ?? 0), 2)]));
     const cpuTotal = Object.values(cpu).reduce((a, b) => a + b, 0);
-    return { value, s, peakRssMb: rss / MB, peakHeapMb: heap / MB, baseRssMb: base.rss / MB, cpu, cpuBusy: cpuTotal / s / cpus().length };
+    return { value, s, peakRssMb: rss / MB, peakHeapMb: heap / MB, cpu, cpuBusy: cpuTotal / s / cpus().length };
   } finally {
     clearInterval(sampler);
   }
@@ -130,7 +129,7 @@ async function main() {
   const inst = sandboxInstance(process.env.MIMIR_BENCH_SANDBOX ?? 'bench');
   await sandboxUp(inst, { log: (l) => console.log(`sandbox: ${l}`) });
   Object.assign(process.env, sandboxEnv(inst));
-  procs = controlPlane(inst.stateDir);
+  const procs = controlPlane(inst.stateDir);
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(process.env.KUBECONFIG!);
   kc.setCurrentContext(KUBE_CONTEXT);
@@ -165,10 +164,10 @@ async function main() {
 
     // Warm-up (connections, code paths), not timed.
     await activities.captureLogs({ target, deployment: NAME, dir: join(dir, 'warmup'), concurrency: CONCURRENCY });
-    const sequential = await measured(() =>
+    const sequential = await measured(procs, () =>
       activities.captureLogs({ target, deployment: NAME, dir: join(dir, 'sequential'), concurrency: 1 }),
     );
-    const bounded = await measured(() =>
+    const bounded = await measured(procs, () =>
       activities.captureLogs({ target, deployment: NAME, dir: join(dir, 'bounded'), concurrency: CONCURRENCY }),
     );
 
@@ -183,8 +182,10 @@ async function main() {
         const far = createKubernetesActivities({ kubeconfig: relayed });
         await far.captureLogs({ target, deployment: NAME, dir: join(dir, 'warmup-rtt'), concurrency: CONCURRENCY });
         remote = {
-          sequential: await measured(() => far.captureLogs({ target, deployment: NAME, dir: join(dir, 'sequential-rtt'), concurrency: 1 })),
-          bounded: await measured(() =>
+          sequential: await measured(procs, () =>
+            far.captureLogs({ target, deployment: NAME, dir: join(dir, 'sequential-rtt'), concurrency: 1 }),
+          ),
+          bounded: await measured(procs, () =>
             far.captureLogs({ target, deployment: NAME, dir: join(dir, 'bounded-rtt'), concurrency: CONCURRENCY }),
           ),
         };
@@ -222,8 +223,8 @@ async function main() {
         `${label.padEnd(26)} ${r.s.toFixed(2).padStart(7)}  ${(PODS / r.s).toFixed(0).padStart(7)}  ${r.peakRssMb.toFixed(0).padStart(12)}  ${r.peakHeapMb.toFixed(0).padStart(13)}  ${`${(r.cpuBusy * 100).toFixed(0)}%`.padStart(9)}   ${perLog}`,
       );
     }
-    const speedupRtt = remote ? remote.sequential.s / remote.bounded.s : undefined;
-    if (speedupRtt) console.log(`speedup with ${RTT_MS} ms to the API server ${speedupRtt.toFixed(1)}x`);
+    const rtt = remote && { ...remote, speedup: remote.sequential.s / remote.bounded.s };
+    if (rtt) console.log(`speedup with ${RTT_MS} ms to the API server ${rtt.speedup.toFixed(1)}x`);
     console.log(`speedup ${speedup.toFixed(1)}x; ${PODS} logs, ${(bytes / 1024).toFixed(0)} KiB each run; hashes verified`);
     console.log(
       `CPU busy: the share of the machine's ${cpus().length} cores the capture, the API server, kwok and etcd used during the phase;` +
@@ -246,15 +247,15 @@ async function main() {
         cpu_busy_sequential: round(sequential.cpuBusy, 2),
         cpu_busy_bounded: round(bounded.cpuBusy, 2),
         cpu_ms_per_log_bounded: perLogMs(bounded),
-        ...(remote && speedupRtt
+        ...(rtt
           ? {
               rtt_ms: RTT_MS,
-              sequential_rtt_s: round(remote.sequential.s, 2),
-              bounded_rtt_s: round(remote.bounded.s, 2),
-              speedup_rtt: round(speedupRtt, 2),
-              peak_rss_mb_bounded_rtt: round(remote.bounded.peakRssMb, 1),
-              cpu_busy_sequential_rtt: round(remote.sequential.cpuBusy, 2),
-              cpu_busy_bounded_rtt: round(remote.bounded.cpuBusy, 2),
+              sequential_rtt_s: round(rtt.sequential.s, 2),
+              bounded_rtt_s: round(rtt.bounded.s, 2),
+              speedup_rtt: round(rtt.speedup, 2),
+              peak_rss_mb_bounded_rtt: round(rtt.bounded.peakRssMb, 1),
+              cpu_busy_sequential_rtt: round(rtt.sequential.cpuBusy, 2),
+              cpu_busy_bounded_rtt: round(rtt.bounded.cpuBusy, 2),
             }
           : {}),
         log_bytes: bytes,

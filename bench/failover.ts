@@ -25,6 +25,7 @@ import { loadProfile } from '../config/profile.js';
 import { ensureDrPair } from '../sandbox/dr.js';
 import { SANDBOX_PROFILE, sandboxEnv, sandboxInstance, sandboxUp } from '../sandbox/index.js';
 import type { drFailbackWorkflow, drFailoverWorkflow } from '../workflows/dr-failover.js';
+import { FENCED_SOURCE_RANGE, targetOf } from '../workflows/lib/dr.js';
 import { approveUpdate, statusQuery } from '../workflows/messages.js';
 import type { DrReport } from '../workflows/types.js';
 
@@ -70,22 +71,23 @@ type Activities = ReturnType<typeof createActivities>;
 async function failoverByHand(a: Activities, id: string): Promise<number> {
   const primary = await a.resolveSite({ site: 'primary' });
   const dr = await a.resolveSite({ site: 'dr' });
-  const at = (s: typeof primary) => ({ context: s.kubernetes.context, namespace: s.kubernetes.namespace });
-  const recorded = await a.readReplicas({ target: at(primary), deployments: primary.kubernetes.deployments });
   const t0 = performance.now();
-  await a.fence({ target: at(primary), deployments: primary.kubernetes.deployments, by: `bench-by-hand-${id}` });
+  const recorded = await a.fence({ target: targetOf(primary), deployments: primary.kubernetes.deployments, by: `bench-by-hand-${id}` });
   if (primary.kubernetes.ingress)
-    await a.restrictIngress({ target: at(primary), name: primary.kubernetes.ingress, sourceRange: '127.0.0.1/32' });
+    await a.restrictIngress({ target: targetOf(primary), name: primary.kubernetes.ingress, sourceRange: FENCED_SOURCE_RANGE });
   await a.fenceDatabase({ site: 'primary' });
   await a.terminateClientSessions({ site: 'primary' });
   const caught = await a.waitForCatchUp({ primary: 'primary', standby: 'dr', timeoutMs: 60_000 });
   if (!caught.caughtUp) throw new Error(`by hand ${id}: the standby did not catch up`);
   await a.promoteStandby({ site: 'dr' });
   await a.unfence({
-    target: at(dr),
-    deployments: dr.kubernetes.deployments.map((name) => ({ name, replicas: recorded.find((r) => r.name === name)?.replicas ?? 1 })),
+    target: targetOf(dr),
+    deployments: dr.kubernetes.deployments.map((name) => ({
+      name,
+      replicas: recorded.find((r) => r.name === name)?.originalReplicas ?? 1,
+    })),
   });
-  if (dr.kubernetes.ingress) await a.restoreIngress({ target: at(dr), name: dr.kubernetes.ingress });
+  if (dr.kubernetes.ingress) await a.restoreIngress({ target: targetOf(dr), name: dr.kubernetes.ingress });
   await a.switchTraffic({ site: 'dr', workflowId: `bench-by-hand-${id}` });
   for (;;) {
     const [health, w] = await Promise.all([a.checkHealth({ site: 'dr' }), a.checkWritable({ site: 'dr' })]);

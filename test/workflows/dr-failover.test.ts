@@ -3,10 +3,12 @@
 // service, the real dev server. An application writes to the primary until fencing stops it.
 import { WorkflowFailedError } from '@temporalio/client';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Profile } from '../../config/profile.js';
 import type { drFailbackWorkflow, drFailoverWorkflow } from '../../workflows/dr-failover.js';
 import { rootMessage } from '../../workflows/lib/journal.js';
-import { approveUpdate, rejectUpdate } from '../../workflows/messages.js';
+import { approveUpdate, rejectUpdate, retryUpdate } from '../../workflows/messages.js';
 import type { DrFailoverInput } from '../../workflows/types.js';
 import { ensureDrPair, siteSql, startWriter } from '../helpers/dr.js';
 import { admin, readyPods } from '../helpers/kubernetes.js';
@@ -241,6 +243,56 @@ describe('DR failover and failback', () => {
     assert.equal(await edge(), 'mimir-api.mimir-production.svc.cluster.local', 'traffic is back at production');
     assert.equal(await replicas('mimir-production', 'mimir-api'), 3);
     assert.equal(await replicas('mimir-dr', 'mimir-api'), 0);
+  });
+
+  it('a step failing after promotion waits at on-failure: retry runs it again; rejected, it stops for a person with the DR site promoted', async () => {
+    // A traffic webhook that refuses every call: switch-traffic fails after the promotion.
+    let calls = 0;
+    const refusing = createServer((req, res) => {
+      calls++;
+      req.resume();
+      req.on('end', () => res.writeHead(503).end());
+    });
+    await new Promise<void>((r) => refusing.listen(0, '127.0.0.1', r));
+    const base = sandboxProfile();
+    try {
+      await ensureDrPair();
+      const w = await testWorker({
+        profile: {
+          ...base,
+          sites: { ...base.sites, dr: { ...base.sites.dr!, traffic: { provider: 'webhook', url: { env: 'MIMIR_TEST_TRAFFIC_WEBHOOK' } } } },
+        },
+        env: { MIMIR_TEST_TRAFFIC_WEBHOOK: `http://127.0.0.1:${(refusing.address() as AddressInfo).port}/switch` },
+      });
+      const result = await w.run(async () => {
+        const handle = await startFailover(w);
+        await waitForStatus(handle, (s) => s.openGate?.name === 'failover', 60_000);
+        await handle.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] });
+        const first = await waitForStatus(handle, (s) => s.openGate?.name === 'on-failure', 120_000);
+        assert.equal(first.openGate!.details.failedStep, 'switch-traffic');
+        const callsBefore = calls;
+        await handle.executeUpdate(retryUpdate, { args: [{ by: 'bob', comment: 'try the DNS provider again' }] });
+        await waitForStatus(handle, (s) => s.openGate?.name === 'on-failure' && calls > callsBefore, 120_000);
+        await handle.executeUpdate(rejectUpdate, { args: [{ by: 'bob', comment: 'switching DNS by hand' }] });
+        return handle.result();
+      });
+      assert.equal(result.outcome, 'failed');
+      assert.match(result.error ?? '', /^switch-traffic: .*HTTP 503/);
+      assert.equal(await inRecovery('dr'), false, 'nothing is undone after promotion: the DR site stays promoted');
+      assert.ok(
+        result.journal.some((e) => e.step === 'stopped' && e.outcome === 'failed'),
+        'the stop is journaled',
+      );
+      assert.deepEqual(
+        result.journal.filter((e) => e.step === 'gate:on-failure').map((e) => [e.outcome, e.actor]),
+        [
+          ['retry', 'bob'],
+          ['rejected', 'bob'],
+        ],
+      );
+    } finally {
+      await new Promise((r) => refusing.close(r));
+    }
   });
 
   it('traffic providers: `webhook` calls the URL, `manual` waits at gate `traffic` for the person who changed DNS', async () => {

@@ -31,9 +31,6 @@ const proofs = new WeakSet<Fenced>();
 
 export type ApprovalRecord = DrReport['approvals'][number];
 
-/** A post-promotion stage failed: the procedure stops at `on-failure` (retry, or stop for a person). Nothing is undone after promotion. */
-class StoppedForPerson extends Error {}
-
 export class Switchover {
   constructor(
     private readonly proc: Procedure,
@@ -250,7 +247,8 @@ export class Switchover {
   /**
    * After the promotion: `site`'s applications up to `replicas`, traffic switched, verified, then the
    * `more` stages. Nothing is undone from here on (the saga is cleared): a failing stage waits at
-   * `on-failure` to be retried, or the procedure stops for a person (`stopped` says where and why).
+   * `on-failure`, where `retry` runs it again; otherwise the procedure stops for a person (`stopped`
+   * says where and why).
    */
   async serve(
     site: SiteView,
@@ -259,39 +257,34 @@ export class Switchover {
   ): Promise<{ traffic?: DrReport['traffic']; stopped?: string }> {
     this.proc.saga.clear();
     let traffic: DrReport['traffic'];
-    try {
-      await this.afterPromotion(site, [
-        ['scale-up', () => this.activate(site, replicas)],
-        ['switch-traffic', async () => (traffic = await this.switchTraffic(site))],
-        ['verify', () => this.verify(site)],
-        ...more,
-      ]);
-      return { traffic };
-    } catch (err) {
-      if (!(err instanceof StoppedForPerson)) throw err;
-      this.proc.journal.note('stopped', `Stopped for a person: ${site.name} is promoted, ${err.message}`, 'failed');
-      return { traffic, stopped: err.message };
-    }
-  }
-
-  /** Runs the post-promotion stages; a failure stops at `on-failure`, where `retry` runs the stage again. */
-  private async afterPromotion(site: SiteView, stages: [string, () => Promise<unknown>][]): Promise<void> {
+    const stages: [string, () => Promise<unknown>][] = [
+      ['scale-up', () => this.activate(site, replicas)],
+      ['switch-traffic', async () => (traffic = await this.switchTraffic(site))],
+      ['verify', () => this.verify(site)],
+      ...more,
+    ];
     for (let i = 0; i < stages.length;) {
+      const [name, run] = stages[i]!;
       try {
-        await stages[i]![1]();
+        await run();
         i++;
       } catch (err) {
         const error = rootMessage(err);
         const choice = await this.proc.approval(site, {
           name: 'on-failure',
-          title: `Step '${stages[i]![0]}' failed after promotion (${error}). Retry it, or reject to stop here for a person (nothing is undone after promotion)`,
-          details: { error, failedStep: stages[i]![0] },
+          title: `Step '${name}' failed after promotion (${error}). Retry it, or reject to stop here for a person (nothing is undone after promotion)`,
+          details: { error, failedStep: name },
           allowRetry: true,
         });
         choice.approvals.forEach((a) => this.approvals.push({ gate: 'on-failure', ...a }));
-        if (choice.outcome !== 'retry') throw new StoppedForPerson(`${stages[i]![0]}: ${error}`);
+        if (choice.outcome !== 'retry') {
+          const stopped = `${name}: ${error}`;
+          this.proc.journal.note('stopped', `Stopped for a person: ${site.name} is promoted, ${stopped}`, 'failed');
+          return { traffic, stopped };
+        }
       }
     }
+    return { traffic };
   }
 }
 
