@@ -91,7 +91,16 @@ export function createDrActivities(deps: SiteDeps & KubeDeps) {
     async replicationStatus({ primary, standby }: { primary: string; standby: string }): Promise<ReplicationState> {
       siteOf(deps, primary);
       siteOf(deps, standby);
-      return replicationState(primary, standby);
+      // A streaming standby that has replayed no commit since it started (just rebuilt) has no replay
+      // time to measure seconds against while a record is in flight: give replay up to 2 s to settle
+      // rather than report the lag in seconds as unknown for one sampled instant.
+      const until = Date.now() + 2000;
+      for (;;) {
+        const s = await replicationState(primary, standby);
+        const settling = s.lagSeconds === null && s.lagBytes !== null && s.standbyInRecovery && s.receiverStatus === 'streaming';
+        if (!settling || Date.now() > until) return s;
+        await sleep(100);
+      }
     },
 
     /**
